@@ -1,0 +1,48 @@
+# P2: `make up` installs and starts the stack, `make test` installs and runs the tests.
+# Both are idempotent; everything lives in .venv at the repository root.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := build-essential cmake python3-venv
+export HF_HUB_OFFLINE := 1
+
+.PHONY: up install install-dev system-deps llama-server lint test clean
+
+up: install
+	$(VENV)/bin/p2 serve inference --role chat
+
+system-deps:
+	@if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null; then \
+		echo "installing $(APT_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+
+# llama-cpp-python is compiled once per CPU-flag set (minutes), then reinstalled
+# from P2's wheel cache in seconds; see inference/build.py for why not -march=native.
+install: system-deps $(PY)
+	$(PIP) install -q "$$($(PY) -m inference.build wheel)"
+	$(PIP) install -q -e .
+
+install-dev: install
+	$(PIP) install -q -e ".[dev]"
+
+llama-server: install
+	$(PY) -m inference.build llama-server
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install-dev llama-server lint
+	$(VENV)/bin/pytest -q -rs; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

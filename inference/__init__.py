@@ -1,0 +1,1 @@
+"""llama.cpp inference servers: one OpenAI-compatible server per role (chat, code)."""

@@ -1,0 +1,126 @@
+"""App factory of the inference server: loads the model in the background, serves at once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from inference import prompting
+from inference.admission import Admission
+from inference.engines.base import Engine, EngineError
+from inference.metrics import InferenceMetrics
+from inference.model import ModelNotFound, resolve_model
+from inference.routes import build_router
+from inference.serving import InferenceService, ServedModel
+from inference.settings import EngineKind, InferenceSettings
+from p2.core.errors import install_error_handlers
+from p2.core.health import Readiness, health_router
+from p2.core.metrics import metrics_router
+from p2.core.settings import CoreSettings
+
+log = logging.getLogger("p2.inference")
+
+
+def make_engine(settings: InferenceSettings, model_path: Path, core: CoreSettings) -> Engine:
+    if settings.engine is EngineKind.LLAMA_SERVER:
+        from inference.engines.llama_server import LlamaServerEngine
+
+        return LlamaServerEngine(model_path, settings, core)
+    from inference.engines.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(model_path, settings)
+
+
+def served_names(settings: InferenceSettings, model_path: Path | None) -> tuple[str, ...]:
+    names = [settings.role.value]
+    if settings.model_alias:
+        names.append(settings.model_alias)
+    if model_path is not None:
+        names.append(model_path.name.removesuffix(".gguf"))
+    return tuple(dict.fromkeys(names))
+
+
+class _CountRequests:
+    """Counts API requests by endpoint and status (health and metrics excluded)."""
+
+    def __init__(self, app: ASGIApp, metrics: InferenceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            self.metrics.requests.labels(path, str(status)).inc()
+
+
+def create_app(settings: InferenceSettings, core: CoreSettings | None = None) -> FastAPI:
+    core = core or CoreSettings()
+    readiness = Readiness("model")
+    admission = Admission(settings.slots, settings.max_queue)
+    metrics = InferenceMetrics(admission, settings.role.value)
+    service = InferenceService(
+        model=ServedModel(served_names(settings, settings.model_path), "", int(time.time())),
+        readiness=readiness,
+        admission=admission,
+        metrics=metrics,
+        max_tokens_default=settings.max_tokens_default,
+    )
+
+    def load() -> None:
+        started = time.perf_counter()
+        try:
+            path = resolve_model(settings.model_path, core.models_dir)
+            engine = make_engine(settings, path, core)
+            engine.load()
+            formatter = prompting.select(
+                settings.chat_format, engine.chat_template, engine.bos_token, engine.eos_token
+            )
+        except (EngineError, ModelNotFound, prompting.UnknownChatFormat, OSError) as exc:
+            log.error("cannot serve the model: %s", exc)
+            readiness.set_failed(f"model failed to load: {exc}")
+            return
+        model = ServedModel(served_names(settings, path), str(path), int(time.time()))
+        service.attach(engine, formatter, model)
+        log.info(
+            "%s model %s ready in %.2fs (engine %s, n_ctx %d)",
+            settings.role.value,
+            path.name,
+            time.perf_counter() - started,
+            settings.engine.value,
+            engine.n_ctx,
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=load, name="model-loader", daemon=True).start()
+        yield
+        await service.aclose()
+
+    app = FastAPI(title=f"P2 inference ({settings.role.value})", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router(readiness))
+    app.include_router(metrics_router(metrics.registry))
+    app.include_router(build_router(service))
+    app.add_middleware(_CountRequests, metrics=metrics)
+    app.state.service = service
+    return app

@@ -1,0 +1,71 @@
+"""What the serving layer needs from an engine, and nothing more."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+
+class EngineError(RuntimeError):
+    """Generation failed inside the engine (not the client's fault)."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repeat_penalty: float = 1.0
+    seed: int | None = None
+    ignore_eos: bool = False
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class Usage:
+    """Filled in by the engine as it goes, so abandoned generations are counted too."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The last item of a generation stream."""
+
+    reason: Literal["stop", "length"]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Engine(Protocol):
+    @property
+    def n_ctx(self) -> int: ...
+
+    @property
+    def chat_template(self) -> str | None:
+        """The GGUF's ``tokenizer.chat_template``, if it has one."""
+
+    @property
+    def bos_token(self) -> str: ...
+
+    @property
+    def eos_token(self) -> str: ...
+
+    def load(self) -> None:
+        """Blocking: load the model. Called once, off the event loop."""
+
+    def tokenize(self, text: str, *, add_bos: bool) -> list[int]: ...
+
+    def generate(
+        self, prompt: list[int], params: GenerationParams, cancel: threading.Event, usage: Usage
+    ) -> AsyncGenerator[str | Finish, None]:
+        """Yield text deltas, then one ``Finish``. Setting ``cancel`` stops it soon."""
+
+    async def aclose(self) -> None: ...

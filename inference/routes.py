@@ -1,0 +1,27 @@
+"""HTTP routes of the inference server."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from inference.protocol import ChatCompletionRequest, CompletionRequest
+from inference.serving import InferenceService
+
+
+def build_router(service: InferenceService) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        return await service.chat(body, request)
+
+    @router.post("/v1/completions")
+    async def completions(body: CompletionRequest, request: Request) -> Response:
+        return await service.completion(body, request)
+
+    @router.get("/v1/models")
+    async def models() -> dict[str, object]:
+        return service.list_models()
+
+    return router

@@ -1,0 +1,108 @@
+"""The ``p2`` command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inference.settings import EngineKind, Role
+
+app = typer.Typer(
+    name="p2",
+    help="P2: a self-hosted, OpenAI-compatible LLM gateway with failover and RAG.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+serve_app = typer.Typer(help="Run one P2 service in the foreground.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks: each measures its reference in the same run and prints a ratio.",
+    no_args_is_help=True,
+)
+build_app = typer.Typer(help="Build optional native components.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+app.add_typer(bench_app, name="bench")
+app.add_typer(build_app, name="build")
+
+
+@serve_app.command("inference")
+def serve_inference(
+    role: Annotated[
+        Role, typer.Option(help="Which server: chat (:8001) or code (:8004).")
+    ] = Role.CHAT,
+    model: Annotated[
+        Path | None, typer.Option(help="GGUF file to serve (env <ROLE>_MODEL_PATH).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (env <ROLE>_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env <ROLE>_PORT).")] = None,
+    engine: Annotated[
+        EngineKind | None,
+        typer.Option(help="llama-cpp (in-process) or llama-server (native) (env <ROLE>_ENGINE)."),
+    ] = None,
+) -> None:
+    """Serve a GGUF model with llama.cpp behind an OpenAI-compatible API."""
+    from inference.app import create_app
+    from inference.settings import InferenceSettings
+    from p2.core.server import serve
+    from p2.core.settings import CoreSettings
+
+    overrides: dict[str, object] = {}
+    if model is not None:
+        overrides["model_path"] = model
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if engine is not None:
+        overrides["engine"] = engine
+    settings = InferenceSettings.for_role(role, **overrides)
+    if settings.model_path is not None and not settings.model_path.expanduser().is_file():
+        typer.secho(f"error: model file not found: {settings.model_path}", fg="red", err=True)
+        raise typer.Exit(2)
+    core = CoreSettings()
+    what = settings.model_path or "Gemma 3 270M Q4_K_M (default)"
+    typer.echo(
+        f"P2 inference-{role.value}: serving {what} on http://{settings.host}:{settings.port}/v1 "
+        f"(engine {settings.engine.value}; GET /health turns 200 when the model is loaded)"
+    )
+    serve(
+        create_app(settings, core),
+        host=settings.host,
+        port=settings.port,
+        log_level=core.log_level,
+        service=f"inference-{role.value}",
+    )
+
+
+@bench_app.command("inference")
+def bench_inference(
+    concurrency: Annotated[int, typer.Option(help="Concurrent streams per engine.")] = 1,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds of each side.")] = 6,
+    max_tokens: Annotated[int, typer.Option(help="Tokens generated per request.")] = 128,
+    model: Annotated[Path | None, typer.Option(help="GGUF (default: Gemma 3 270M).")] = None,
+) -> None:
+    """Server vs. llama_cpp.Llama directly: tokens/s and time to first token."""
+    from p2.bench.inference import run
+
+    run(concurrency=concurrency, rounds=rounds, max_tokens=max_tokens, model=model)
+
+
+@build_app.command("llama-server")
+def build_llama_server(
+    jobs: Annotated[int, typer.Option(help="Parallel compile jobs.")] = os.cpu_count() or 1,
+) -> None:
+    """Compile llama.cpp's llama-server from the source llama-cpp-python vendors (offline)."""
+    from inference.build import BuildError, build_llama_server
+
+    try:
+        path = build_llama_server(jobs=jobs)
+    except BuildError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(str(path))
+
+
+if __name__ == "__main__":
+    app()

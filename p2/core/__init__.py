@@ -1,0 +1,1 @@
+"""Primitives every P2 service shares: errors, health, metrics, logging, processes."""

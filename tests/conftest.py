@@ -1,0 +1,92 @@
+"""Shared fixtures: a tiny real GGUF, and real inference servers in child processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from p2.core.process import free_port, spawn, terminate, wait_healthy
+from tests.fixtures.tiny_gguf import write_tiny_gguf
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def p2_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("p2home")
+
+
+@dataclass
+class RunningServer:
+    url: str
+    port: int
+    log: Path
+    proc: object
+
+    def client(self, timeout: float = 60.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+
+def start_inference(
+    home: Path,
+    *,
+    model: Path | None,
+    engine: str = "llama-cpp",
+    role: str = "chat",
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> RunningServer:
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "inference",
+        "--role",
+        role,
+        "--port",
+        str(port),
+        "--engine",
+        engine,
+    ]
+    if model is not None:
+        argv += ["--model", str(model)]
+    log = home / "logs" / f"test-{role}-{port}.log"
+    proc = spawn(argv, env={"P2_HOME": str(home), **(env or {})}, log_path=log)
+    server = RunningServer(f"http://127.0.0.1:{port}", port, log, proc)
+    if wait:
+        try:
+            wait_healthy(f"{server.url}/health", timeout=300, proc=proc)
+        except Exception:
+            terminate(proc)
+            print(log.read_text(errors="replace")[-3000:])
+            raise
+    return server
+
+
+def stop(server: RunningServer) -> None:
+    terminate(server.proc, grace=10)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def server_factory(p2_home: Path) -> Iterator[object]:
+    started: list[RunningServer] = []
+
+    def make(**kwargs: object) -> RunningServer:
+        server = start_inference(p2_home, **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        stop(server)
