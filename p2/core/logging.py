@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-_SECRET = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]+|\bsk-[A-Za-z0-9._\-]{4,}")
+_SECRET = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]+|\bsk-[A-Za-z0-9._\-]{4,}", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
