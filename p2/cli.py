@@ -104,5 +104,67 @@ def build_llama_server(
     typer.echo(str(path))
 
 
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def up(
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Return once every service is healthy.")
+    ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated services to run (their dependencies come along)."),
+    ] = None,
+) -> None:
+    """Start the whole stack, each service once its dependencies are healthy; heal it."""
+    from p2.supervisor.commands import UpError
+    from p2.supervisor.commands import up as run_up
+
+    wanted = [name.strip() for name in (only or "").split(",") if name.strip()]
+    try:
+        run_up(detach=detach, only=wanted)
+    except UpError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def down() -> None:
+    """Stop the stack: SIGTERM, then SIGKILL after a grace period."""
+    from p2.supervisor.commands import down as run_down
+
+    typer.echo(run_down())
+
+
+@app.command()
+def status() -> None:
+    """Each service's pid, port, health, restarts and uptime (exit 1 unless all healthy)."""
+    from p2.supervisor.commands import status as run_status
+
+    table, healthy = run_status()
+    typer.echo(table)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="gateway, inference-chat, rag, ...")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+) -> None:
+    """Print a service's log."""
+    from p2.supervisor.commands import UpError
+    from p2.supervisor.commands import logs as run_logs
+
+    try:
+        run_logs(service, follow)
+    except UpError as exc:
+        raise _fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        pass
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,1 @@
+"""Process supervision for ``p2 up``: health-gated start order, probes, restarts."""
