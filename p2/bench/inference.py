@@ -111,9 +111,10 @@ class Direct:
         start = time.perf_counter()
         first = 0.0
         tokens = 0
-        for chunk in self.llm.create_completion(
+        chunks: Any = self.llm.create_completion(
             prompt, max_tokens=max_tokens, temperature=0.0, stream=True, seed=1
-        ):
+        )
+        for chunk in chunks:
             if chunk["choices"][0]["finish_reason"] is not None:
                 continue  # the closing chunk carries no token
             if tokens == 0:
