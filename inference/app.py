@@ -28,11 +28,17 @@ from p2.core.settings import CoreSettings
 log = logging.getLogger("p2.inference")
 
 
-def make_engine(settings: InferenceSettings, model_path: Path, core: CoreSettings) -> Engine:
+def make_engine(
+    settings: InferenceSettings, model_path: Path, core: CoreSettings, readiness: Readiness
+) -> Engine:
     if settings.engine is EngineKind.LLAMA_SERVER:
         from inference.engines.llama_server import LlamaServerEngine
 
-        return LlamaServerEngine(model_path, settings, core)
+        def lost(reason: str) -> None:
+            log.error("%s: this server is no longer healthy", reason)
+            readiness.set_failed(reason)
+
+        return LlamaServerEngine(model_path, settings, core, on_exit=lost)
     from inference.engines.llamacpp import LlamaCppEngine
 
     return LlamaCppEngine(model_path, settings)
@@ -90,7 +96,7 @@ def create_app(settings: InferenceSettings, core: CoreSettings | None = None) ->
         started = time.perf_counter()
         try:
             path = resolve_model(settings.model_path, core.models_dir)
-            engine = make_engine(settings, path, core)
+            engine = make_engine(settings, path, core, readiness)
             engine.load()
             formatter = prompting.select(
                 settings.chat_format, engine.chat_template, engine.bos_token, engine.eos_token

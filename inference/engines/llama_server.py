@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,10 +29,20 @@ LOAD_TIMEOUT = 600.0
 
 
 class LlamaServerEngine:
-    def __init__(self, model_path: Path, settings: InferenceSettings, core: CoreSettings) -> None:
+    """``on_exit`` is told if llama-server dies, so ``/health`` stops claiming readiness."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        settings: InferenceSettings,
+        core: CoreSettings,
+        on_exit: Callable[[str], None] | None = None,
+    ) -> None:
         self._path = model_path
         self._settings = settings
         self._core = core
+        self._on_exit = on_exit
+        self._closing = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._vocab: Any = None
         self._client: httpx.AsyncClient | None = None
@@ -82,6 +92,13 @@ class LlamaServerEngine:
             timeout=httpx.Timeout(None, connect=5.0),
             limits=httpx.Limits(max_connections=s.slots * 2, max_keepalive_connections=s.slots),
         )
+        threading.Thread(target=self._watch, name="llama-server-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        assert self._proc is not None
+        code = self._proc.wait()
+        if not self._closing and self._on_exit is not None:
+            self._on_exit(f"llama-server exited with code {code}")
 
     @property
     def n_ctx(self) -> int:
@@ -157,6 +174,7 @@ class LlamaServerEngine:
         raise EngineError("llama-server ended the stream without a final message")
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._client is not None:
             await self._client.aclose()
         if self._proc is not None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,3 +100,26 @@ async def test_client_disconnect_mid_stream_frees_the_model(
     # Tokens of the abandoned generation are counted too: it stopped early.
     assert metric("p2_inference_generated_tokens_total") < 2000
     assert metric("p2_inference_cancelled_total") == 1
+
+
+def test_llama_server_death_turns_health_to_503(
+    server_factory: Callable[..., RunningServer], tiny_gguf: Path
+) -> None:
+    require_engine("llama-server")
+    server = server_factory(model=tiny_gguf, engine="llama-server", env={"CHAT_CTX_SIZE": "512"})
+    child = subprocess.run(
+        ["pgrep", "-P", str(server.proc.pid), "-f", "llama-server"],  # type: ignore[attr-defined]
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
+    os.kill(int(child), signal.SIGKILL)
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            health = client.get("/health")
+            if health.status_code == 503:
+                break
+            time.sleep(0.05)
+    assert health.status_code == 503
+    assert "llama-server exited" in health.json()["error"]["message"]
