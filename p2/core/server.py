@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from p2.core.logging import configure_logging
 
 
-def serve(app: FastAPI, *, host: str, port: int, log_level: str, service: str) -> None:
+def serve(app: ASGIApp, *, host: str, port: int, log_level: str, service: str) -> None:
     configure_logging(log_level, service)
     config = uvicorn.Config(
         app,
