@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := build-essential cmake python3-venv
 export HF_HUB_OFFLINE := 1
 
-.PHONY: up install install-dev system-deps llama-server lint test clean
+.PHONY: up install install-dev system-deps llama-server bench-deps lint test clean
 
 up: install
 	$(VENV)/bin/p2 serve inference --role chat
@@ -35,6 +35,12 @@ install-dev: install
 
 llama-server: install
 	$(PY) -m inference.build llama-server
+
+# LiteLLM's proxy, the reference in `p2 bench gateway`: its own venv, because it pins
+# openai<3 and other versions P2 does not want.
+bench-deps: install-dev
+	@[ -x .venv-litellm/bin/litellm ] || ( $(PYTHON) -m venv .venv-litellm && \
+		.venv-litellm/bin/pip install -q "litellm[proxy]==1.106.2" )
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -76,6 +76,20 @@ def serve_inference(
     )
 
 
+@serve_app.command("gateway")
+def serve_gateway(
+    config: Annotated[
+        Path | None, typer.Option(help="LiteLLM-format config (default config/litellm.yaml).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (env GATEWAY_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env GATEWAY_PORT, default 8000).")] = None,
+) -> None:
+    """The OpenAI front door: priority routing and failover across the inference servers."""
+    from gateway.commands import serve
+
+    serve(config, host, port)
+
+
 @bench_app.command("inference")
 def bench_inference(
     concurrency: Annotated[int, typer.Option(help="Concurrent streams per engine.")] = 1,
@@ -87,6 +101,29 @@ def bench_inference(
     from p2.bench.inference import run
 
     run(concurrency=concurrency, rounds=rounds, max_tokens=max_tokens, model=model)
+
+
+@bench_app.command("gateway")
+def bench_gateway(
+    duration: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds.")] = 1,
+    litellm: Annotated[bool, typer.Option(help="Measure LiteLLM's proxy as the reference.")] = True,
+) -> None:
+    """Gateway overhead and throughput against a mock backend, direct and via LiteLLM's proxy."""
+    from p2.bench.gateway import run
+
+    run(duration=duration, rounds=rounds, litellm=litellm)
+
+
+@bench_app.command("failover")
+def bench_failover(
+    phase_seconds: Annotated[float, typer.Option(help="Seconds per outage phase.")] = 4.0,
+    concurrency: Annotated[int, typer.Option(help="Concurrent clients.")] = 16,
+) -> None:
+    """Steady load while the primary is killed, hung and cut mid-stream."""
+    from p2.bench.failover import run
+
+    run(phase_seconds=phase_seconds, concurrency=concurrency)
 
 
 @build_app.command("llama-server")

@@ -1,0 +1,1 @@
+"""P2 gateway: one OpenAI-compatible endpoint with priority failover."""

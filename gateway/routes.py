@@ -1,0 +1,44 @@
+"""The gateway's HTTP routes: thin Starlette endpoints over ``GatewayService``.
+
+Plain Starlette routes (no FastAPI dependency resolution or response
+validation) keep the per-request cost low; the service does the work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.serving import GatewayService, json_response
+
+
+def build_routes(service: GatewayService) -> list[Route]:
+    async def chat_completions(request: Request) -> Any:
+        return await service.chat(request)
+
+    async def completions(request: Request) -> Any:
+        return await service.completions(request)
+
+    async def embeddings(request: Request) -> Response:
+        return await service.embeddings(request)
+
+    async def models(_: Request) -> Response:
+        return service.models()
+
+    async def health(_: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def ready(_: Request) -> Response:
+        return service.ready()
+
+    return [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+    ]

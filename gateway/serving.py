@@ -1,0 +1,173 @@
+"""Serving logic behind each endpoint: parse, route to a group, forward, answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from gateway import protocol
+from gateway.backends import Registry
+from gateway.forwarding import Answer, Call, Forwarder
+from gateway.metrics import GatewayMetrics
+from gateway.streaming import StreamRelay
+from p2.core.errors import NotFound
+
+CHAT = "/chat/completions"
+COMPLETIONS = "/completions"
+EMBEDDINGS = "/embeddings"
+EMBEDDING_GROUP = "\x00embeddings"  # internal group name, never a client's model
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status, media_type="application/json")
+
+
+def relay_answer(answer: Answer) -> Response:
+    headers = {"content-type": answer.content_type.decode("latin-1")}
+    if answer.retry_after is not None:
+        headers["retry-after"] = answer.retry_after.decode("latin-1")
+    body = answer.deployment.rename(answer.body) if answer.status == 200 else answer.body
+    return Response(body, answer.status, headers=headers)
+
+
+class GatewayService:
+    """The endpoints' logic, independent of how routes are declared."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        forwarder: Forwarder,
+        metrics: GatewayMetrics,
+        *,
+        request_timeout: float,
+        max_body_bytes: int,
+        stream_idle_timeout: float,
+        embeddings: bool,
+    ) -> None:
+        self.registry = registry
+        self.forwarder = forwarder
+        self.metrics = metrics
+        self.request_timeout = request_timeout
+        self.max_body_bytes = max_body_bytes
+        self.stream_idle_timeout = stream_idle_timeout
+        self.embeddings_enabled = embeddings
+        self.created = int(time.time())
+
+    def known_models(self) -> list[str]:
+        return [g for g in self.registry.groups if g != EMBEDDING_GROUP]
+
+    def _group(self, model: str) -> str:
+        if model not in self.registry.groups or model == EMBEDDING_GROUP:
+            known = ", ".join(self.known_models())
+            raise NotFound(
+                f"The model '{model}' does not exist. Known models: {known}.",
+                param="model",
+                code="model_not_found",
+            )
+        return model
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        raw = await protocol.read_body(request.scope, request.receive, self.max_body_bytes)
+        return protocol.parse_json(raw)
+
+    def _call(self, group: str, path: str, body: dict[str, Any], stream: bool) -> Call:
+        now = time.monotonic()
+        return Call(group, path, body, stream, now, now + self.request_timeout, set())
+
+    async def _generate(
+        self, request: Request, path: str, check: Callable[[dict[str, Any]], None]
+    ) -> ASGIApp | Response:
+        body = await self._body(request)
+        group = self._group(protocol.require_model(body))
+        stream = protocol.require_stream_flag(body)
+        check(body)
+        call = self._call(group, path, body, stream)
+        if not stream:
+            answer = await self.forwarder.complete(call)
+            self._count_usage(group, answer)
+            return relay_answer(answer)
+        opened = await self.forwarder.open_stream(call)
+        if isinstance(opened, Answer):
+            return relay_answer(opened)
+        deployment, response = opened
+        return StreamRelay(
+            self.forwarder, self.metrics, call, deployment, response, self.stream_idle_timeout
+        )
+
+    def _count_usage(self, group: str, answer: Answer) -> None:
+        if answer.status != 200:
+            return
+        try:
+            usage = orjson.loads(answer.body).get("usage") or {}
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion = int(usage.get("completion_tokens") or 0)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            return
+        if prompt:
+            self.metrics.tokens.labels(group, "prompt").inc(prompt)
+        if completion:
+            self.metrics.tokens.labels(group, "completion").inc(completion)
+
+    async def chat(self, request: Request) -> ASGIApp | Response:
+        return await self._generate(request, CHAT, protocol.check_chat)
+
+    async def completions(self, request: Request) -> ASGIApp | Response:
+        return await self._generate(request, COMPLETIONS, protocol.check_completion)
+
+    async def embeddings(self, request: Request) -> Response:
+        if not self.embeddings_enabled:
+            raise NotFound(
+                "Embeddings are not available: no embedding service is configured "
+                "(set EMBEDDING_URL).",
+                code="model_not_found",
+            )
+        body = await self._body(request)
+        protocol.check_embedding(body)
+        answer = await self.forwarder.complete(
+            self._call(EMBEDDING_GROUP, EMBEDDINGS, body, stream=False)
+        )
+        return relay_answer(answer)
+
+    def models(self) -> Response:
+        data = []
+        for group in self.known_models():
+            data.append(
+                {
+                    "id": group,
+                    "object": "model",
+                    "created": self.created,
+                    "owned_by": "p2",
+                    "backends": [
+                        {**d.backend.describe(), "model": d.model, "order": d.order}
+                        for d in self.registry.groups[group]
+                    ],
+                }
+            )
+        return json_response({"object": "list", "data": data})
+
+    def ready(self) -> Response:
+        """200 when every model group has a healthy backend in rotation; lists every backend."""
+        groups = {
+            group: [{**d.backend.describe(), "order": d.order} for d in self.registry.groups[group]]
+            for group in self.known_models()
+        }
+        down = [
+            group
+            for group, backends in groups.items()
+            if not any(b["state"] == "up" and b["in_rotation"] for b in backends)
+        ]
+        payload: dict[str, Any] = {"status": "unavailable" if down else "ok", "models": groups}
+        if down:
+            payload["error"] = {
+                "message": "No healthy backend for model(s): " + ", ".join(down),
+                "type": "service_unavailable_error",
+                "param": None,
+                "code": "not_ready",
+            }
+        return json_response(payload, 503 if down else 200)

@@ -1,0 +1,97 @@
+"""Gateway settings: environment variables override the LiteLLM-format config file.
+
+Every variable is documented in ``docs/gateway.md``. Names without the ``P2_``
+prefix (``LLM_REQUEST_TIMEOUT``, ``EMBEDDING_URL``) are the ones the
+operators' guide uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CONFIG = Path("config/litellm.yaml")
+_SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class GatewaySettings(BaseSettings):
+    """Where the gateway listens, what it forwards to and how fast it gives up."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    host: str = Field("127.0.0.1", validation_alias=_env("GATEWAY_HOST", "host"))
+    port: int = Field(8000, validation_alias=_env("GATEWAY_PORT", "port"))
+    config: Path = Field(DEFAULT_CONFIG, validation_alias=_env("GATEWAY_CONFIG", "config"))
+
+    # Timeouts (seconds). None means: take router_settings.timeout from the config.
+    request_timeout: float | None = Field(
+        None, gt=0, validation_alias=_env("LLM_REQUEST_TIMEOUT", "request_timeout")
+    )
+    first_byte_timeout: float = Field(
+        2.0, gt=0, validation_alias=_env("LLM_FIRST_BYTE_TIMEOUT", "first_byte_timeout")
+    )
+    connect_timeout: float = Field(
+        2.0, gt=0, validation_alias=_env("LLM_CONNECT_TIMEOUT", "connect_timeout")
+    )
+    stream_idle_timeout: float = Field(
+        30.0, gt=0, validation_alias=_env("LLM_STREAM_IDLE_TIMEOUT", "stream_idle_timeout")
+    )
+
+    # Active health checks.
+    probe_interval: float = Field(
+        0.5, gt=0, validation_alias=_env("GATEWAY_PROBE_INTERVAL", "probe_interval")
+    )
+    probe_timeout: float = Field(
+        0.5, gt=0, validation_alias=_env("GATEWAY_PROBE_TIMEOUT", "probe_timeout")
+    )
+
+    # Limits and security.
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, validation_alias=_env("GATEWAY_MAX_BODY_BYTES", "max_body_bytes")
+    )
+    api_keys: str = Field("", validation_alias=_env("P2_API_KEYS", "api_keys"), repr=False)
+    api_keys_file: Path | None = Field(
+        None, validation_alias=_env("P2_API_KEYS_FILE", "api_keys_file")
+    )
+    open_paths: str = Field(
+        "/health,/health/ready,/metrics",
+        validation_alias=_env("GATEWAY_OPEN_PATHS", "open_paths"),
+    )
+
+    embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL", "embedding_url"))
+    http_metrics: Literal["lean", "instrumentator", "off"] = Field(
+        "lean", validation_alias=_env("GATEWAY_HTTP_METRICS", "http_metrics")
+    )
+    log_level: str = Field("info", validation_alias=_env("P2_LOG_LEVEL", "log_level"))
+
+    @field_validator("embedding_url")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    def keys(self) -> frozenset[str]:
+        """Accepted API keys: ``P2_API_KEYS`` (comma-separated) plus one per line of the file."""
+        keys = {k.strip() for k in self.api_keys.split(",") if k.strip()}
+        if self.api_keys_file is not None:
+            for line in self.api_keys_file.expanduser().read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    keys.add(line)
+        return frozenset(keys)
+
+    def config_path(self) -> Path:
+        """The config file; the default falls back to the repo's when run from elsewhere."""
+        path = self.config.expanduser()
+        if path == DEFAULT_CONFIG and not path.exists() and _SHIPPED_CONFIG.exists():
+            return _SHIPPED_CONFIG
+        return path
+
+    def open_path_set(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.open_paths.split(",") if p.strip())

@@ -1,0 +1,229 @@
+"""Relaying a backend's SSE stream to the client, continuing it elsewhere if the backend dies.
+
+Only whole events are forwarded (split on the blank line), so a backend dying
+mid-event never leaves half an event with the client. If the upstream breaks
+off before ``data: [DONE]``, the relay asks the next backend for the rest (see
+``gateway.continuation``) and carries on in the same client response. Only
+when no backend can continue does the stream end with an OpenAI error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from gateway.backends import Deployment
+from gateway.continuation import (
+    DONE,
+    CannotContinue,
+    Progress,
+    Rewriter,
+    continuation_body,
+    progress,
+)
+from gateway.forwarding import Answer, Call, Forwarder
+from gateway.metrics import GatewayMetrics
+from gateway.upstream import DisconnectError, Response, UpstreamError
+from p2.core.errors import APIError, error_body
+
+log = logging.getLogger("p2.gateway.streaming")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_ERROR_EVENT = b'data: {"error"'  # OpenAI's; llama-server also sends `error: {...}` events
+_DONE_MARK = b"data: [DONE]"
+
+
+class UpstreamStreamError(UpstreamError):
+    """The backend put an error event into its stream."""
+
+    reason = "stream_error"
+
+
+def error_event(message: str, error_type: str, code: str) -> bytes:
+    return b"data: " + orjson.dumps(error_body(message, error_type, code=code)) + b"\n\n"
+
+
+def answer_error_event(answer: Answer) -> bytes:
+    """An upstream error answer as one SSE error event (its own body if it is OpenAI's)."""
+    try:
+        payload: Any = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if not (isinstance(payload, dict) and isinstance(payload.get("error"), dict)):
+        payload = error_body(
+            f"backend answered HTTP {answer.status}", "api_error", code=answer.status
+        )
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class StreamRelay:
+    """An ASGI response: one client stream, fed by one or more backends in turn."""
+
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        metrics: GatewayMetrics,
+        call: Call,
+        deployment: Deployment,
+        response: Response,
+        idle_timeout: float,
+    ) -> None:
+        self.forwarder = forwarder
+        self.metrics = metrics
+        self.call = call
+        self.deployment = deployment
+        self.response = response
+        self.idle_timeout = idle_timeout
+        self.chat = call.path == "/chat/completions"
+        self.client_gone = False
+        self._done = False
+        self._state = Progress()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        watcher = asyncio.ensure_future(self._watch(receive))
+        try:
+            await self._relay(send)
+        finally:
+            watcher.cancel()
+            self.response.release()
+        if not self.client_gone:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _watch(self, receive: Receive) -> None:
+        """On client disconnect, drop the upstream connection so the backend stops generating."""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.client_gone = True
+                self.response.abort()
+                return
+
+    async def _relay(self, send: Send) -> None:
+        sent: list[bytes] = []
+        rewrite: Rewriter | None = None
+        while True:
+            try:
+                await self._pump(send, sent, rewrite)
+                break
+            except UpstreamError as exc:
+                if self._done or self.client_gone:
+                    break  # everything the client needs was sent; only the tail broke
+                if not await self._continue(exc, sent, send):
+                    return
+                rewrite = Rewriter(self._state, self.chat)
+        backend = self.deployment.backend
+        backend.succeed()
+        outcome = "cancelled" if self.client_gone and not self._done else "ok"
+        self.metrics.backend_requests.labels(backend.name, outcome).inc()
+        marker = b'"content":"' if self.chat else b'"text":"'
+        tokens = sum(out.count(marker) for out in sent)
+        self.metrics.tokens.labels(self.call.group, "completion").inc(tokens)
+
+    async def _pump(self, send: Send, sent: list[bytes], rewrite: Rewriter | None) -> None:
+        """Forward the current backend's whole events until ``[DONE]``; raise if it breaks off."""
+        buf = b""
+        async for chunk in self.response.iter_chunks(self.idle_timeout):
+            buf += chunk
+            cut = buf.rfind(b"\n\n")
+            if cut < 0:
+                continue
+            out, buf = buf[: cut + 2], buf[cut + 2 :]
+            if _ERROR_EVENT in out or out.startswith(b"error:") or b"\n\nerror:" in out:
+                raise UpstreamStreamError(out.decode("utf-8", "replace").strip()[:200])
+            if _DONE_MARK in out:
+                self._done = True
+            if self.deployment.renames:
+                out = self.deployment.rename(out)
+            if rewrite is not None:
+                out = rewrite(out)
+                if not out:
+                    continue
+            if not sent:
+                self.metrics.ttft.labels(self.call.group).observe(
+                    time.monotonic() - self.call.started
+                )
+            sent.append(out)
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+        if not self._done:
+            raise DisconnectError("the stream ended before data: [DONE]")
+
+    async def _continue(self, exc: UpstreamError, sent: list[bytes], send: Send) -> bool:
+        """Switch to the next backend after ``exc``; False if the stream had to end instead."""
+        dead = self.deployment.backend
+        reason = f"midstream_{exc.reason}"
+        dead.eject(f"stream broke off: {exc}")
+        self.metrics.backend_errors.labels(dead.name, reason).inc()
+        self.metrics.backend_requests.labels(dead.name, "error").inc()
+        self.response.release()
+        state = progress(sent, self.chat)
+        self._state = state
+        if state.finished:
+            await send({"type": "http.response.body", "body": DONE, "more_body": True})
+            return False
+        call = self.call
+        try:
+            body = continuation_body(call.body, state, self.chat)
+            result = await self.forwarder.open_stream(
+                Call(call.group, call.path, body, True, call.started, call.deadline, call.tried)
+            )
+        except CannotContinue as err:
+            return await self._fail(
+                send,
+                dead.name,
+                reason,
+                error_event(
+                    f"The backend failed mid-stream and {err}.", "api_error", "stream_interrupted"
+                ),
+            )
+        except APIError as err:
+            return await self._fail(
+                send,
+                dead.name,
+                reason,
+                error_event(
+                    f"The backend failed mid-stream and no other backend could continue: "
+                    f"{err.message}",
+                    err.error_type,
+                    "stream_interrupted",
+                ),
+            )
+        if isinstance(result, Answer):
+            return await self._fail(send, dead.name, reason, answer_error_event(result))
+        self.deployment, self.response = result
+        to = self.deployment.backend.name
+        log.warning(
+            "failover for model %s mid-stream: %s -> %s (%s, %d chars sent)",
+            call.group,
+            dead.name,
+            to,
+            reason,
+            len(state.text),
+        )
+        self.metrics.failovers.labels(dead.name, to, reason).inc()
+        self.metrics.continuations.labels(call.group, "continued").inc()
+        return True
+
+    async def _fail(self, send: Send, dead: str, reason: str, event: bytes) -> bool:
+        log.error(
+            "stream of model %s broke off on %s (%s); no backend could continue",
+            self.call.group,
+            dead,
+            reason,
+        )
+        self.metrics.failovers.labels(dead, "none", reason).inc()
+        self.metrics.continuations.labels(self.call.group, "failed").inc()
+        if not self.client_gone:
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": event + DONE, "more_body": True})
+        return False

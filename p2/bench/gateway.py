@@ -1,0 +1,404 @@
+"""``p2 bench gateway``: P2's gateway against the mock directly and LiteLLM's own proxy.
+
+A fast mock OpenAI backend (``p2.bench.mock_openai``) runs at 0 ms and 50 ms
+latency. For each scenario (latency, stream or not, concurrency 32 and
+128) the load generator drives, interleaved: the mock directly, P2's gateway,
+and ``litellm --config`` on the same LiteLLM-format config. Each run reports
+req/s, p50/p99 latency, time to first token (streams) and the target's CPU ms
+per request (from /proc, the target's whole process group). JSON goes to
+stdout; the last line is the issue's summary line.
+
+The load generator is this process (uvloop + the gateway's own pooled HTTP
+client, a few tens of µs per request), so it competes for the same 2 cores:
+throughput numbers are for the whole machine, CPU/request is the target's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.upstream import Pool, UpstreamError
+from p2.bench.stats import percentile, rounded
+from p2.core.process import free_port, spawn, terminate, wait_healthy
+
+KEY = "sk-bench-p2"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class RunResult:
+    target: str
+    requests: int = 0
+    errors: int = 0
+    elapsed: float = 0.0
+    cpu_s: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    ttfts: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        ok = max(self.requests, 1)
+        return {
+            "target": self.target,
+            "requests": self.requests,
+            "errors": self.errors,
+            "rps": rounded(self.requests / self.elapsed, 1) if self.elapsed else 0.0,
+            "p50_ms": rounded(percentile(self.latencies, 50) * 1000, 2),
+            "p99_ms": rounded(percentile(self.latencies, 99) * 1000, 2),
+            "ttft_p50_ms": rounded(percentile(self.ttfts, 50) * 1000, 2) if self.ttfts else None,
+            "cpu_ms_per_req": rounded(self.cpu_s * 1000 / ok, 3),
+        }
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User+system CPU of every live process in process group ``pgid``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:  # fields[0] is state; [2] is pgrp
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+async def _one(
+    pool: Pool, path: str, body: bytes, auth: bytes, stream: bool, result: RunResult
+) -> None:
+    started = time.perf_counter()
+    try:
+        response = await pool.request(
+            b"POST", path, body, first_byte_timeout=60, extra_headers=auth
+        )
+        if stream:
+            first = True
+            tail = b""
+            async for chunk in response.iter_chunks(60):
+                if first:
+                    result.ttfts.append(time.perf_counter() - started)
+                    first = False
+                tail = (tail + chunk)[-64:]
+            ok = response.status == 200 and b"[DONE]" in tail
+        else:
+            await response.read(60)
+            ok = response.status == 200
+    except UpstreamError:
+        ok = False
+    if ok:
+        result.requests += 1
+        result.latencies.append(time.perf_counter() - started)
+    else:
+        result.errors += 1
+
+
+async def drive(
+    base: str,
+    path: str,
+    body: dict[str, Any],
+    *,
+    stream: bool,
+    concurrency: int,
+    duration: float,
+    target: str,
+    key: str | None = KEY,
+) -> RunResult:
+    """``concurrency`` closed-loop clients for ``duration`` seconds against ``base``."""
+    pool = Pool(base, max_idle=concurrency * 2)
+    payload = orjson.dumps({**body, "stream": stream})
+    auth = f"Authorization: Bearer {key}\r\n".encode() if key else b""
+    full_path = pool.prefix + path
+    result = RunResult(target)
+    stop_at = time.perf_counter() + duration
+
+    async def client() -> None:
+        while time.perf_counter() < stop_at:
+            await _one(pool, full_path, payload, auth, stream, result)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    result.elapsed = time.perf_counter() - started
+    pool.close()
+    return result
+
+
+@dataclass
+class Target:
+    name: str
+    base: str
+    pgid: int
+    model_for: dict[float, str]
+
+
+def _write_config(path: Path, mock_ports: dict[float, int]) -> None:
+    models = []
+    names = {lat: f"m{int(lat * 1000)}" for lat in mock_ports}
+    for lat, name in names.items():
+        others = [o for o in mock_ports if o != lat]
+        for order, backend in enumerate([lat, *others], start=1):
+            models.append(
+                {
+                    "model_name": name,
+                    "litellm_params": {
+                        "model": "openai/mock",
+                        "api_base": f"http://127.0.0.1:{mock_ports[backend]}/v1",
+                        "api_key": "none",
+                        "order": order,
+                    },
+                }
+            )
+    config = {
+        "model_list": models,
+        "router_settings": {
+            "num_retries": 0,
+            "timeout": 60,
+            "allowed_fails": 3,
+            "cooldown_time": 30,
+        },
+        "litellm_settings": {"drop_params": True},
+        "general_settings": {"master_key": KEY},
+    }
+    path.write_text(json.dumps(config, indent=1))  # JSON is valid YAML
+
+
+def litellm_executable() -> str:
+    """``P2_LITELLM_BIN``, else ``litellm`` on PATH or next to this Python.
+
+    LiteLLM 1.106.2 pins ``openai<3``, so it usually lives in a venv of its own.
+    """
+    exe = os.environ.get("P2_LITELLM_BIN") or shutil.which("litellm")
+    repo_venv = Path(__file__).resolve().parents[2] / ".venv-litellm" / "bin" / "litellm"
+    if exe is None and repo_venv.exists():
+        exe = str(repo_venv)  # what `make bench-deps` installs
+    if exe is None:
+        exe = str(Path(sys.executable).with_name("litellm"))
+    if not Path(exe).exists():
+        raise FileNotFoundError(
+            "litellm not found: run `make bench-deps` (LiteLLM 1.106.2 in .venv-litellm), "
+            "or set P2_LITELLM_BIN, or run with --no-litellm"
+        )
+    return exe
+
+
+@contextmanager
+def _processes(work: Path, with_litellm: bool) -> Iterator[dict[str, Target]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        mock_ports: dict[float, int] = {}
+        for latency in (0.0, 0.05):
+            port = free_port()
+            proc = spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "p2.bench.mock_openai",
+                    "--port",
+                    str(port),
+                    "--latency",
+                    str(latency),
+                ],
+                log_path=work / f"mock{port}.log",
+            )
+            procs.append(proc)
+            wait_healthy(f"http://127.0.0.1:{port}/health", timeout=30, proc=proc)
+            mock_ports[latency] = port
+        config = work / "bench.yaml"
+        _write_config(config, mock_ports)
+        names = {lat: f"m{int(lat * 1000)}" for lat in mock_ports}
+        targets: dict[str, Target] = {}
+        for lat, port in mock_ports.items():
+            targets[f"direct-{names[lat]}"] = Target(
+                "direct", f"http://127.0.0.1:{port}/v1", procs[len(targets)].pid, {lat: "mock"}
+            )
+        p2_port = free_port()
+        gw = spawn(
+            [sys.executable, "-m", "gateway", "--config", str(config), "--port", str(p2_port)],
+            env={"P2_API_KEYS": KEY, "P2_LOG_LEVEL": "warning"},
+            log_path=work / "p2.log",
+        )
+        procs.append(gw)
+        wait_healthy(f"http://127.0.0.1:{p2_port}/health/ready", timeout=60, proc=gw)
+        targets["p2"] = Target("p2", f"http://127.0.0.1:{p2_port}/v1", gw.pid, names)
+        if with_litellm:
+            exe = litellm_executable()
+            lp = free_port()
+            proxy = spawn(
+                [exe, "--config", str(config), "--port", str(lp), "--num_workers", "1"],
+                env={
+                    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                    "LITELLM_LOG": "ERROR",
+                    "DISABLE_ADMIN_UI": "True",
+                },
+                log_path=work / "litellm.log",
+            )
+            procs.append(proxy)
+            wait_healthy(f"http://127.0.0.1:{lp}/health/liveliness", timeout=180, proc=proxy)
+            targets["litellm-proxy"] = Target(
+                "litellm-proxy", f"http://127.0.0.1:{lp}/v1", proxy.pid, names
+            )
+        yield targets
+    finally:
+        for proc in reversed(procs):
+            terminate(proc, grace=5)
+
+
+CHAT_BODY: dict[str, Any] = {
+    "messages": [{"role": "user", "content": "Say hello."}],
+    "max_tokens": 8,
+}
+
+
+async def _scenario(
+    targets: dict[str, Target],
+    latency: float,
+    stream: bool,
+    concurrency: int,
+    duration: float,
+    rounds: int,
+) -> dict[str, RunResult]:
+    name = f"m{int(latency * 1000)}"
+    order = [f"direct-{name}", "p2", *(["litellm-proxy"] if "litellm-proxy" in targets else [])]
+    merged: dict[str, RunResult] = {}
+    for _ in range(rounds):
+        for key in order:
+            target = targets[key]
+            model = target.model_for.get(latency, name)
+            await drive(
+                target.base,
+                "/chat/completions",
+                {**CHAT_BODY, "model": model},
+                stream=stream,
+                concurrency=concurrency,
+                duration=0.3,
+                target=key,
+            )  # warm-up: connections, caches
+            cpu0 = group_cpu_seconds(target.pgid)
+            run = await drive(
+                target.base,
+                "/chat/completions",
+                {**CHAT_BODY, "model": model},
+                stream=stream,
+                concurrency=concurrency,
+                duration=duration,
+                target=key,
+            )
+            run.cpu_s = group_cpu_seconds(target.pgid) - cpu0
+            label = "direct" if key.startswith("direct") else key
+            acc = merged.setdefault(label, RunResult(label))
+            acc.requests += run.requests
+            acc.errors += run.errors
+            acc.elapsed += run.elapsed
+            acc.cpu_s += run.cpu_s
+            acc.latencies += run.latencies
+            acc.ttfts += run.ttfts
+    return merged
+
+
+def _geomean(values: Sequence[float]) -> float:
+    values = [v for v in values if v > 0]
+    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else math.nan
+
+
+def run(
+    *,
+    duration: float = 3.0,
+    rounds: int = 1,
+    concurrency: Sequence[int] = (32, 128),
+    litellm: bool = True,
+) -> dict[str, Any]:
+    """Run every scenario and print JSON then the summary line; returns the report."""
+    import uvloop
+
+    if litellm:
+        litellm_executable()  # fail before starting anything when LiteLLM is missing
+    report: dict[str, Any] = {"scenarios": []}
+    with (
+        tempfile.TemporaryDirectory(prefix="p2-bench-gw-") as tmp,
+        _processes(Path(tmp), litellm) as targets,
+    ):
+
+        async def all_scenarios() -> None:
+            for latency in (0.0, 0.05):
+                for stream in (False, True):
+                    for conc in concurrency:
+                        results = await _scenario(targets, latency, stream, conc, duration, rounds)
+                        report["scenarios"].append(
+                            {
+                                "latency_ms": int(latency * 1000),
+                                "stream": stream,
+                                "concurrency": conc,
+                                "results": {k: r.summary() for k, r in results.items()},
+                            }
+                        )
+                        print(json.dumps(report["scenarios"][-1]), file=sys.stderr, flush=True)
+
+        uvloop.run(all_scenarios())
+    report["summary"] = summarize(report["scenarios"])
+    print(json.dumps(report, indent=1))
+    s = report["summary"]
+    print(
+        f"gateway: throughput p2/litellm-proxy = {s['throughput_ratio']:.1f}, "
+        f"p2 overhead p50 = {s['p2_overhead_p50_ms']:.1f} ms, "
+        f"cpu/req = {s['p2_cpu_ms_per_req']:.2f} ms"
+    )
+    return report
+
+
+def summarize(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    ratios, overheads, ttft_overheads, cpu = [], [], [], []
+    by_scenario: dict[str, dict[str, float | None]] = {}
+    for scenario in scenarios:
+        res = scenario["results"]
+        p2, direct = res["p2"], res["direct"]
+        if "litellm-proxy" in res and res["litellm-proxy"]["rps"]:
+            ratios.append(p2["rps"] / res["litellm-proxy"]["rps"])
+        overheads.append(p2["p50_ms"] - direct["p50_ms"])
+        cpu.append(p2["cpu_ms_per_req"])
+        ttft = None
+        if scenario["stream"] and p2["ttft_p50_ms"] is not None:
+            ttft = rounded(p2["ttft_p50_ms"] - direct["ttft_p50_ms"], 2)
+            ttft_overheads.append(ttft)
+        name = (
+            f"{scenario['latency_ms']}ms-{'stream' if scenario['stream'] else 'json'}"
+            f"-c{scenario['concurrency']}"
+        )
+        by_scenario[name] = {
+            "p50_overhead_ms": rounded(p2["p50_ms"] - direct["p50_ms"], 2),
+            "ttft_overhead_ms": ttft,
+        }
+    return {
+        "throughput_ratio": rounded(_geomean(ratios), 2) if ratios else math.nan,
+        "throughput_ratios": [rounded(r, 2) for r in ratios],
+        "p2_overhead_p50_ms": rounded(statistics.median(overheads), 2),
+        "p2_cpu_ms_per_req": rounded(statistics.fmean(cpu), 3),
+        "p2_cpu_ms_per_req_max": rounded(max(cpu), 3),
+        "stream_ttft_overhead_p50_ms_max": rounded(max(ttft_overheads), 2)
+        if ttft_overheads
+        else None,
+        "overheads_by_scenario": by_scenario,
+    }
+
+
+if __name__ == "__main__":
+    run(
+        litellm="--no-litellm" not in sys.argv,
+        duration=float(os.environ.get("BENCH_DURATION", "3")),
+    )

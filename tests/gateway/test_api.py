@@ -1,0 +1,193 @@
+"""The gateway as an OpenAI client sees it: the official SDK, errors, auth, limits."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from p2.bench.mock_openai import MockConfig, ThreadedMock
+from tests.gateway.conftest import KEY, RunningGateway, make_config, running_gateway
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+EXPECTED = "tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 "
+
+
+def client(gateway: RunningGateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base, api_key=KEY, max_retries=0, timeout=20)
+
+
+def test_sdk_chat(gateway: RunningGateway) -> None:
+    reply = client(gateway).chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hello"}]
+    )
+    assert reply.choices[0].message.content == EXPECTED
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage is not None and reply.usage.completion_tokens == 8
+
+
+def test_sdk_chat_stream(gateway: RunningGateway) -> None:
+    stream = client(gateway).chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hello"}], stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == EXPECTED
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_sdk_completions_stream_and_not(gateway: RunningGateway) -> None:
+    sdk = client(gateway)
+    reply = sdk.completions.create(model="code", prompt="def f():", max_tokens=4)
+    assert reply.choices[0].text == "tok0 tok1 tok2 tok3 "
+    stream = sdk.completions.create(model="code", prompt="def f():", stream=True)
+    assert "".join(c.choices[0].text for c in stream) == EXPECTED
+
+
+def test_sdk_models_lists_groups_with_backend_health(gateway: RunningGateway) -> None:
+    models = client(gateway).models.list()
+    assert [m.id for m in models.data] == ["chat", "code"]
+    raw = httpx.get(f"{gateway.base}/models", headers=AUTH).json()
+    backends = raw["data"][0]["backends"]
+    assert [b["order"] for b in backends] == [1, 2]
+    assert all(b["state"] == "up" for b in backends)
+
+
+def test_sdk_embeddings_forwarded_when_configured(config, mocks) -> None:  # type: ignore[no-untyped-def]
+    embedder = ThreadedMock(MockConfig()).start()
+    try:
+        with running_gateway(config, embedding_url=f"http://127.0.0.1:{embedder.port}") as gw:
+            result = client(gw).embeddings.create(model="embed", input=["a", "b"])
+            assert len(result.data) == 2
+            assert result.data[0].embedding == [0.1, 0.2, 0.3]
+    finally:
+        embedder.close()
+
+
+def test_embeddings_404_when_not_configured(gateway: RunningGateway) -> None:
+    with pytest.raises(openai.NotFoundError) as err:
+        client(gateway).embeddings.create(model="embed", input="a")
+    assert "EMBEDDING_URL" in str(err.value)
+
+
+def test_unknown_model_is_404_naming_known_models(gateway: RunningGateway) -> None:
+    with pytest.raises(openai.NotFoundError) as err:
+        client(gateway).chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": "hi"}]
+        )
+    body = err.value.body
+    assert isinstance(body, dict)
+    assert "gpt-4" in body["message"] and "chat" in body["message"]
+    assert "code" in body["message"]
+
+
+def test_missing_or_wrong_key_is_401(gateway: RunningGateway) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=gateway.base, api_key="sk-wrong", max_retries=0).models.list()
+    response = httpx.get(f"{gateway.base}/models")
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+
+
+def test_health_and_metrics_open_without_key(gateway: RunningGateway) -> None:
+    assert httpx.get(f"{gateway.url}/health").json() == {"status": "ok"}
+    ready = httpx.get(f"{gateway.url}/health/ready")
+    assert ready.status_code == 200
+    assert {b["state"] for b in ready.json()["models"]["chat"]} == {"up"}
+    metrics = httpx.get(f"{gateway.url}/metrics")
+    assert metrics.status_code == 200
+    assert "gateway_backend_up" in metrics.text
+
+
+def test_no_keys_configured_means_open(config) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(config, api_keys="") as gw:
+        response = httpx.get(f"{gw.base}/models")
+        assert response.status_code == 200
+
+
+def test_keys_file(config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    keys = tmp_path / "keys"
+    keys.write_text("# team keys\nsk-from-file\n")
+    with running_gateway(config, api_keys="", api_keys_file=keys) as gw:
+        ok = httpx.get(f"{gw.base}/models", headers={"Authorization": "Bearer sk-from-file"})
+        assert ok.status_code == 200
+        assert httpx.get(f"{gw.base}/models", headers=AUTH).status_code == 401
+
+
+def test_malformed_json_is_400(gateway: RunningGateway) -> None:
+    response = httpx.post(f"{gateway.base}/chat/completions", content=b"{not json", headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_missing_fields_are_400(gateway: RunningGateway) -> None:
+    response = httpx.post(f"{gateway.base}/chat/completions", json={"model": "chat"}, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "messages"
+    response = httpx.post(f"{gateway.base}/completions", json={"prompt": "x"}, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "model"
+
+
+def test_body_over_limit_is_413(config) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(config, max_body_bytes=1000) as gw:
+        big = {"model": "chat", "messages": [{"role": "user", "content": "x" * 2000}]}
+        response = httpx.post(f"{gw.base}/chat/completions", json=big, headers=AUTH)
+        assert response.status_code == 413
+        assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_metrics_count_requests_and_tokens(gateway: RunningGateway) -> None:
+    client(gateway).chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hello"}]
+    )
+    text = httpx.get(f"{gateway.url}/metrics").text
+    assert 'http_requests_total{handler="/v1/chat/completions",method="POST",status="200"}' in text
+    assert 'gateway_tokens_total{kind="completion",model="chat"} 8.0' in text
+    assert "http_request_duration_seconds_bucket" in text
+
+
+def test_keys_never_logged(gateway: RunningGateway, caplog: pytest.LogCaptureFixture) -> None:
+    openai.OpenAI(base_url=gateway.base, api_key="sk-secret-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=gateway.base, api_key="sk-secret-wrong", max_retries=0).models.list()
+    assert "sk-secret-wrong" not in caplog.text
+    assert KEY not in caplog.text
+
+
+def test_config_file_format_is_litellms() -> None:
+    from pathlib import Path
+
+    from gateway.config import load
+
+    config = load(Path(__file__).parents[2] / "config" / "litellm.yaml")
+    groups = config.groups()
+    assert [(s.api_base, s.model) for s in groups["chat"]] == [
+        ("http://127.0.0.1:8001/v1", "chat"),
+        ("http://127.0.0.1:8004/v1", "code"),
+    ]
+    assert [s.api_base for s in groups["code"]] == [
+        "http://127.0.0.1:8004/v1",
+        "http://127.0.0.1:8001/v1",
+    ]
+    assert config.router.cooldown_time == 5
+    assert make_config({"x": [("http://h:1/v1", "m")]}).deployments[0].api_key is None
+
+
+def test_instrumentator_metrics_option(config) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(config, http_metrics="instrumentator") as gw:
+        client(gw).models.list()
+        text = httpx.get(f"{gw.url}/metrics").text
+    assert 'handler="/v1/models"' in text and "http_request_duration_seconds_bucket" in text
+
+
+def test_embedding_service_down_is_a_clean_503(config) -> None:  # type: ignore[no-untyped-def]
+    from p2.core.process import free_port
+
+    with running_gateway(config, embedding_url=f"http://127.0.0.1:{free_port()}") as gw:
+        response = httpx.post(
+            f"{gw.base}/embeddings", headers=AUTH, json={"model": "embed", "input": "a"}
+        )
+    assert response.status_code == 503
+    message = response.json()["error"]["message"]
+    assert "'embeddings'" in message and "\x00" not in message
