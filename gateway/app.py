@@ -29,24 +29,23 @@ from gateway.httpmetrics import HttpMetrics, HttpMetricsMiddleware
 from gateway.metrics import GatewayMetrics
 from gateway.prober import Prober
 from gateway.routes import build_routes
-from gateway.serving import EMBEDDING_GROUP, GatewayService
+from gateway.serving import EMBEDDING_GROUP, INTERNAL_GROUPS, RAG_GROUP, GatewayService
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger("p2.gateway")
 
 
-def embedding_api_base(url: str) -> str:
-    """``EMBEDDING_URL`` may be the service root or its ``/v1``; backends want ``/v1``."""
+def service_api_base(url: str) -> str:
+    """A service URL may be its root or its ``/v1``; backends want ``/v1``."""
     url = url.rstrip("/")
     return url if url.endswith("/v1") else f"{url}/v1"
 
 
-def with_embeddings(config: GatewayConfig, url: str | None) -> GatewayConfig:
+def with_service(config: GatewayConfig, group: str, url: str | None) -> GatewayConfig:
+    """Add an internal group served by one P2 service (embeddings, RAG)."""
     if not url:
         return config
-    spec = DeploymentSpec(
-        EMBEDDING_GROUP, "", embedding_api_base(url), None, 1, len(config.deployments)
-    )
+    spec = DeploymentSpec(group, "", service_api_base(url), None, 1, len(config.deployments))
     return replace(config, deployments=(*config.deployments, spec))
 
 
@@ -91,7 +90,8 @@ def create_app(
     """Build the gateway; ``config`` defaults to the file named by ``settings.config``."""
     settings = settings or GatewaySettings()
     config = config or config_module.load(settings.config_path())
-    config = with_embeddings(config, settings.embedding_url)
+    config = with_service(config, EMBEDDING_GROUP, settings.embedding_url)
+    config = with_service(config, RAG_GROUP, settings.rag_url)
     request_timeout = settings.request_timeout or config.router.timeout
     metrics = GatewayMetrics()
     registry = Registry(config, metrics, settings.connect_timeout)
@@ -121,7 +121,7 @@ def create_app(
             "; ".join(
                 f"{g} -> " + ", ".join(d.backend.name for d in ds)
                 for g, ds in registry.groups.items()
-                if g != EMBEDDING_GROUP
+                if g not in INTERNAL_GROUPS
             ),
         )
         try:

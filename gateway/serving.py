@@ -21,7 +21,10 @@ from p2.core.errors import NotFound
 CHAT = "/chat/completions"
 COMPLETIONS = "/completions"
 EMBEDDINGS = "/embeddings"
-EMBEDDING_GROUP = "\x00embeddings"  # internal group name, never a client's model
+EMBEDDING_GROUP = "\x00embeddings"  # internal group names, never a client's model
+RAG_GROUP = "\x00rag"  # serves every ``rag/<collection>`` model
+INTERNAL_GROUPS = frozenset({EMBEDDING_GROUP, RAG_GROUP})
+RAG_PREFIX = "rag/"
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -60,11 +63,16 @@ class GatewayService:
         self.created = int(time.time())
 
     def known_models(self) -> list[str]:
-        return [g for g in self.registry.groups if g != EMBEDDING_GROUP]
+        return [g for g in self.registry.groups if g not in INTERNAL_GROUPS]
 
     def _group(self, model: str) -> str:
-        if model not in self.registry.groups or model == EMBEDDING_GROUP:
+        """The group serving ``model``; ``rag/<collection>`` goes to the RAG service as is."""
+        if model.startswith(RAG_PREFIX) and RAG_GROUP in self.registry.groups:
+            return RAG_GROUP
+        if model not in self.registry.groups or model in INTERNAL_GROUPS:
             known = ", ".join(self.known_models())
+            if RAG_GROUP in self.registry.groups:
+                known += ", rag/<collection>"
             raise NotFound(
                 f"The model '{model}' does not exist. Known models: {known}.",
                 param="model",

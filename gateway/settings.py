@@ -66,12 +66,13 @@ class GatewaySettings(BaseSettings):
     )
 
     embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL", "embedding_url"))
+    rag_url: str | None = Field(None, validation_alias=_env("RAG_URL", "rag_url"))
     http_metrics: Literal["lean", "instrumentator", "off"] = Field(
         "lean", validation_alias=_env("GATEWAY_HTTP_METRICS", "http_metrics")
     )
     log_level: str = Field("info", validation_alias=_env("P2_LOG_LEVEL", "log_level"))
 
-    @field_validator("embedding_url")
+    @field_validator("embedding_url", "rag_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
