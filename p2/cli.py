@@ -90,6 +90,43 @@ def serve_gateway(
     serve(config, host, port)
 
 
+@serve_app.command("rag")
+def serve_rag(
+    host: Annotated[str | None, typer.Option(help="Bind address (env RAG_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env RAG_PORT, 8002).")] = None,
+) -> None:
+    """Index documents into Qdrant, retrieve, and answer with citations."""
+    from rag.commands import serve
+
+    serve(host, port)
+
+
+@app.command()
+def index(
+    path: Annotated[Path, typer.Argument(help="A folder (or file) of .txt, .md, .html, .pdf.")],
+    collection: Annotated[str, typer.Option(help="Collection to index into.")],
+    url: Annotated[str, typer.Option(help="The RAG service.")] = "http://127.0.0.1:8002",
+) -> None:
+    """Index a folder through the RAG service; an interrupted run resumes where it stopped."""
+    from rag.indexer_cli import IndexingFailed
+    from rag.indexer_cli import index as run_index
+
+    try:
+        report = run_index(path, collection, url, api_key=os.environ.get("P2_API_KEY"))
+    except IndexingFailed as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(
+        f"{collection}: {report.files} files, {report.indexed} indexed ({report.chunks} chunks), "
+        f"{report.unchanged} unchanged, {report.skipped} already done by an earlier run"
+    )
+    if report.unsupported:
+        typer.echo(f"skipped unsupported files: {', '.join(report.unsupported)}")
+    for document, why in report.failed.items():
+        typer.secho(f"failed {document}: {why}", fg="red", err=True)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 @bench_app.command("inference")
 def bench_inference(
     concurrency: Annotated[int, typer.Option(help="Concurrent streams per engine.")] = 1,
@@ -124,6 +161,17 @@ def bench_failover(
     from p2.bench.failover import run
 
     run(phase_seconds=phase_seconds, concurrency=concurrency)
+
+
+@bench_app.command("rag")
+def bench_rag(
+    queries: Annotated[int, typer.Option(help="Queries with relevance judgments.")] = 500,
+    scale: Annotated[int, typer.Option(help="Chunks for the latency-at-scale test.")] = 100_000,
+) -> None:
+    """Retrieval quality (nDCG@10, recall@5), indexing speed and query latency."""
+    from p2.bench.rag import run
+
+    run(queries=queries, scale=scale)
 
 
 @build_app.command("llama-server")

@@ -34,29 +34,45 @@ def default_stack(core: CoreSettings, env: Mapping[str, str] | None = None) -> l
     def port(name: str) -> int:
         return int(env.get(f"{name.upper()}_PORT", DEFAULT_PORTS[name]))
 
-    def spec(name: str, argv: tuple[str, ...], port_: int, deps: tuple[str, ...]) -> ServiceSpec:
+    def url(name: str) -> str:
+        return f"http://127.0.0.1:{port(name)}"
+
+    def spec(
+        name: str,
+        argv: tuple[str, ...],
+        port_: int,
+        deps: tuple[str, ...] = (),
+        extra: Mapping[str, str] | None = None,
+    ) -> ServiceSpec:
         return ServiceSpec(
-            name, argv, port_, depends_on=deps, env=child_env, probe=Probe.from_env(name, env)
+            name,
+            argv,
+            port_,
+            depends_on=deps,
+            env={**child_env, **(extra or {})},
+            probe=Probe.from_env(name, env),
         )
 
     specs: list[ServiceSpec] = []
     has_embedding = _available("embedding")
     if has_embedding:
-        specs.append(spec("embedding", (*p2, "embedding"), port("embedding"), ()))
+        specs.append(spec("embedding", (*p2, "embedding"), port("embedding")))
     for role in Role:
-        settings = InferenceSettings.for_role(role)
-        specs.append(
-            spec(
-                f"inference-{role.value}",
-                (*p2, "inference", "--role", role.value),
-                settings.port,
-                (),
-            )
-        )
-    if _available("gateway"):
-        deps = ("inference-chat", "inference-code") + (("embedding",) if has_embedding else ())
-        specs.append(spec("gateway", (*p2, "gateway"), port("gateway"), deps))
-        if _available("rag"):
-            rag_deps = ("gateway",) + (("embedding",) if has_embedding else ())
-            specs.append(spec("rag", (*p2, "rag"), port("rag"), rag_deps))
+        argv = (*p2, "inference", "--role", role.value)
+        specs.append(spec(f"inference-{role.value}", argv, InferenceSettings.for_role(role).port))
+    if not _available("gateway"):
+        return specs
+    has_rag = _available("rag")
+    embedding_dep = ("embedding",) if has_embedding else ()
+    wiring = {"EMBEDDING_URL": url("embedding")} if has_embedding else {}
+    if has_rag:
+        wiring["RAG_URL"] = url("rag")
+    gateway_deps = ("inference-chat", "inference-code", *embedding_dep)
+    specs.append(spec("gateway", (*p2, "gateway"), port("gateway"), gateway_deps, wiring))
+    if has_rag:
+        rag_env = {"RAG_GATEWAY_URL": url("gateway"), "EMBEDDING_URL": url("embedding")}
+        keys = [k.strip() for k in env.get("P2_API_KEYS", "").split(",") if k.strip()]
+        if keys and not env.get("RAG_GATEWAY_API_KEY"):
+            rag_env["RAG_GATEWAY_API_KEY"] = keys[0]  # RAG calls the gateway as a client
+        specs.append(spec("rag", (*p2, "rag"), port("rag"), ("gateway", *embedding_dep), rag_env))
     return specs

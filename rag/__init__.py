@@ -1,0 +1,1 @@
+"""RAG service: documents in, cited answers out (port 8002)."""

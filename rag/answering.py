@@ -1,0 +1,172 @@
+"""Answers: retrieve, prompt with numbered sources, generate through the gateway.
+
+Non-streaming answers are the gateway's ``chat.completion`` with ``model`` set
+to the name the client asked for and a ``sources`` list added. Streaming
+answers relay the gateway's chunks and add ``sources`` to the chunk carrying
+``finish_reason`` (once the whole answer, hence its citations, is known).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from p2.core.errors import APIError, BadRequest, GatewayTimeout, ServiceUnavailable, error_body
+from rag.names import check_collection
+from rag.prompting import build_messages, last_user_index, message_text, sources_json
+from rag.protocol import ChatBody
+from rag.retrieval import Result, Retriever
+from rag.settings import RagSettings
+
+log = logging.getLogger("p2.rag.answering")
+MODEL_PREFIX = "rag/"
+_OURS = {"model", "messages", "stream", "collection", "top_k", "mode"}
+
+
+def collection_of(body: ChatBody) -> str:
+    if body.collection:
+        return check_collection(body.collection)
+    if body.model and body.model.startswith(MODEL_PREFIX):
+        return check_collection(body.model.removeprefix(MODEL_PREFIX), "model")
+    raise BadRequest(
+        "Say which collection to answer from: 'collection', or 'model' as 'rag/<collection>'.",
+        param="collection",
+        code="missing_collection",
+    )
+
+
+def _upstream_error(response: httpx.Response, body: bytes) -> APIError:
+    try:
+        message = str(orjson.loads(body)["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        message = body[:300].decode(errors="replace")
+    status = response.status_code
+    if status in (400, 404, 413, 422, 429):
+        return APIError(f"The gateway refused the request: {message}", status_code=status)
+    if status in (401, 403):
+        return APIError(
+            f"The gateway refused RAG's credentials (set RAG_GATEWAY_API_KEY): {message}",
+            status_code=502,
+            error_type="api_error",
+        )
+    return APIError(f"The gateway failed (HTTP {status}): {message}", status_code=502)
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+class Answerer:
+    def __init__(
+        self, client: httpx.AsyncClient, retriever: Retriever, settings: RagSettings
+    ) -> None:
+        self.client = client
+        self.retriever = retriever
+        self.settings = settings
+
+    def _headers(self) -> dict[str, str]:
+        key = self.settings.gateway_api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def chat(self, body: ChatBody) -> Response:
+        collection = collection_of(body)
+        at = last_user_index(body.messages)
+        if at is None:
+            raise BadRequest("The messages contain no user question.", param="messages")
+        question = message_text(body.messages[at])
+        results = await self.retriever.query(collection, question, body.top_k, body.mode)
+        extra = {k: v for k, v in (body.model_extra or {}).items() if k not in _OURS}
+        upstream = {
+            **extra,
+            "model": self.settings.llm_model,
+            "messages": build_messages(body.messages, at, results),
+            "stream": body.stream,
+        }
+        public = body.model or f"{MODEL_PREFIX}{collection}"
+        request = self.client.build_request(
+            "POST", "/v1/chat/completions", json=upstream, headers=self._headers()
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise GatewayTimeout("The gateway did not answer in time.") from exc
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(
+                f"The gateway at {self.settings.gateway_url} is unreachable.",
+                code="gateway_unavailable",
+            ) from exc
+        if response.status_code != 200:
+            content = await response.aread()
+            await response.aclose()
+            raise _upstream_error(response, content)
+        if body.stream:
+            return StreamingResponse(
+                self._relay(response, public, results), media_type="text/event-stream"
+            )
+        return await self._complete(response, public, results)
+
+    async def _complete(
+        self, response: httpx.Response, public: str, results: list[Result]
+    ) -> JSONResponse:
+        try:
+            data = orjson.loads(await response.aread())
+            answer = str(data["choices"][0]["message"].get("content") or "")
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+            raise APIError("The gateway answered an unexpected body.", status_code=502) from exc
+        except httpx.HTTPError as exc:
+            raise APIError("The gateway connection failed mid-answer.", status_code=502) from exc
+        finally:
+            await response.aclose()
+        data["model"] = public
+        data["sources"] = sources_json(results, answer)
+        return JSONResponse(data)
+
+    async def _relay(
+        self, response: httpx.Response, public: str, results: list[Result]
+    ) -> AsyncIterator[bytes]:
+        parts: list[str] = []
+        sent_sources = False
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    continue
+                if "error" in chunk:
+                    yield _sse(chunk)
+                    return
+                chunk["model"] = public
+                finished = False
+                for choice in chunk.get("choices") or []:
+                    parts.append(str((choice.get("delta") or {}).get("content") or ""))
+                    finished = finished or choice.get("finish_reason") is not None
+                if finished and not sent_sources:
+                    chunk["sources"] = sources_json(results, "".join(parts))
+                    sent_sources = True
+                yield _sse(chunk)
+        except httpx.HTTPError as exc:
+            log.warning("gateway stream broke: %s", exc)
+            yield _sse(error_body("The gateway stream broke mid-answer.", "server_error"))
+            return
+        finally:
+            await response.aclose()
+        if not sent_sources:
+            yield _sse(
+                {
+                    "object": "chat.completion.chunk",
+                    "model": public,
+                    "choices": [],
+                    "sources": sources_json(results, "".join(parts)),
+                }
+            )
+        yield b"data: [DONE]\n\n"

@@ -1,0 +1,46 @@
+"""Collection names, document ids and the deterministic point ids derived from them.
+
+Point ids are UUIDv5 of (document id, content hash, chunk index): re-sending
+the same content rewrites the same points, so a retried or resumed indexing
+run can never duplicate a chunk.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from p2.core.errors import BadRequest
+
+_COLLECTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_NAMESPACE = uuid.UUID("8f1c2b1e-4d6a-5c3e-9b7a-2e0f6d5c4b3a")
+MAX_DOC_ID = 512
+
+
+def check_collection(name: str, param: str = "collection") -> str:
+    if not _COLLECTION.fullmatch(name):
+        raise BadRequest(
+            f"Invalid collection name '{name[:80]}': use 1-63 letters, digits, '_' or '-', "
+            "starting with a letter or digit.",
+            param=param,
+            code="invalid_collection_name",
+        )
+    return name
+
+
+def check_document_id(doc_id: str, param: str = "id") -> str:
+    if not doc_id or len(doc_id) > MAX_DOC_ID or any(ord(c) < 32 for c in doc_id):
+        raise BadRequest(
+            f"Invalid document id '{doc_id[:80]}': use 1-{MAX_DOC_ID} printable characters.",
+            param=param,
+            code="invalid_document_id",
+        )
+    return doc_id
+
+
+def chunk_point_id(doc_id: str, content_hash: str, index: int) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"chunk\x00{doc_id}\x00{content_hash}\x00{index}"))
+
+
+def doc_point_id(doc_id: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"doc\x00{doc_id}"))

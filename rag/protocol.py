@@ -1,0 +1,46 @@
+"""Request bodies of the RAG API (pydantic); responses are plain JSON dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.store.base import SearchMode
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=512)
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = None
+
+
+class DocumentsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[DocumentIn] = Field(min_length=1, max_length=10_000)
+
+
+class QueryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str
+    query: str = Field(min_length=1, max_length=10_000)
+    top_k: int | None = Field(default=None, ge=1, le=100)
+    mode: SearchMode = SearchMode.HYBRID
+
+
+class ChatBody(BaseModel):
+    """An OpenAI chat-completions body plus the RAG fields; unknown fields pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool = False
+    collection: str | None = None
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    mode: SearchMode = SearchMode.HYBRID

@@ -1,0 +1,99 @@
+"""HTTP routes of the RAG service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from rag.answering import MODEL_PREFIX, Answerer
+from rag.health import HealthCheck
+from rag.indexing import Indexer
+from rag.protocol import ChatBody, QueryBody
+from rag.retrieval import Retriever
+from rag.uploads import documents_from
+
+
+def build_router(
+    indexer: Indexer,
+    retriever: Retriever,
+    answerer: Answerer,
+    health: HealthCheck,
+    max_document_bytes: int,
+) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/health", include_in_schema=False)
+    async def get_health() -> JSONResponse:
+        return await health.respond()
+
+    async def index(collection: str, request: Request) -> dict[str, Any]:
+        docs = await documents_from(request, max_document_bytes)
+        outcomes = await indexer.index(collection, docs)
+        return {
+            "collection": collection,
+            "documents": [o.as_json() for o in outcomes],
+            "indexed": sum(o.status == "indexed" for o in outcomes),
+            "unchanged": sum(o.status == "unchanged" for o in outcomes),
+        }
+
+    @router.post("/index")
+    async def post_index(request: Request, collection: str = Query(...)) -> dict[str, Any]:
+        """The operators' guide endpoint: the same as POST /v1/rag/collections/{name}/documents."""
+        return await index(collection, request)
+
+    @router.post("/v1/rag/collections/{name}/documents")
+    async def post_documents(name: str, request: Request) -> dict[str, Any]:
+        return await index(name, request)
+
+    @router.get("/v1/rag/collections")
+    async def list_collections() -> dict[str, Any]:
+        return {"object": "list", "data": await indexer.list_collections()}
+
+    @router.get("/v1/rag/collections/{name}")
+    async def get_collection(name: str) -> dict[str, Any]:
+        return await indexer.get_collection(name)
+
+    @router.get("/v1/rag/collections/{name}/documents")
+    async def list_documents(
+        name: str,
+        limit: int = Query(1000, ge=1, le=10_000),
+        after: str | None = Query(None, description="the 'next' cursor of the previous page"),
+    ) -> dict[str, Any]:
+        return await indexer.list_documents(name, limit, after)
+
+    @router.delete("/v1/rag/collections/{name}")
+    async def delete_collection(name: str) -> dict[str, Any]:
+        await indexer.drop_collection(name)
+        return {"name": name, "deleted": True}
+
+    @router.delete("/v1/rag/collections/{name}/documents/{doc_id:path}")
+    async def delete_document(name: str, doc_id: str) -> dict[str, Any]:
+        await indexer.delete_document(name, doc_id)
+        return {"collection": name, "id": doc_id, "deleted": True}
+
+    @router.post("/v1/rag/query")
+    async def query(body: QueryBody) -> dict[str, Any]:
+        results = await retriever.query(body.collection, body.query, body.top_k, body.mode)
+        return {"results": [r.as_json() for r in results]}
+
+    @router.post("/v1/rag/chat")
+    async def chat(body: ChatBody) -> Response:
+        return await answerer.chat(body)
+
+    @router.post("/v1/chat/completions")
+    async def chat_completions(body: ChatBody) -> Response:
+        """OpenAI clients pointed straight at RAG: ``model`` is ``rag/<collection>``."""
+        return await answerer.chat(body)
+
+    @router.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        names = [c["name"] for c in await indexer.list_collections()]
+        data = [
+            {"id": f"{MODEL_PREFIX}{n}", "object": "model", "created": 0, "owned_by": "p2-rag"}
+            for n in names
+        ]
+        return {"object": "list", "data": data}
+
+    return router
