@@ -90,6 +90,17 @@ def serve_gateway(
     serve(config, host, port)
 
 
+@serve_app.command("embedding")
+def serve_embedding(
+    host: Annotated[str | None, typer.Option(help="Bind address (env EMBEDDING_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env EMBEDDING_PORT, 8003).")] = None,
+) -> None:
+    """OpenAI /v1/embeddings: sentence-transformers, ONNX int8, dynamic micro-batching."""
+    from embedding.commands import serve
+
+    serve(host, port)
+
+
 @serve_app.command("rag")
 def serve_rag(
     host: Annotated[str | None, typer.Option(help="Bind address (env RAG_HOST).")] = None,
@@ -161,6 +172,21 @@ def bench_failover(
     from p2.bench.failover import run
 
     run(phase_seconds=phase_seconds, concurrency=concurrency)
+
+
+@bench_app.command("embedding")
+def bench_embedding(
+    passages: Annotated[int, typer.Option(help="Real passages embedded per round.")] = 384,
+    concurrency: Annotated[int, typer.Option(help="Concurrent clients.")] = 32,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds.")] = 5,
+    backend: Annotated[
+        str | None, typer.Option(help="torch, onnx or onnx-int8 (default: EMBEDDING_BACKEND).")
+    ] = None,
+) -> None:
+    """P2's embedding service against plain sentence-transformers, interleaved."""
+    from p2.bench.embedding import run
+
+    run(passages=passages, concurrency=concurrency, rounds=rounds, backend=backend)
 
 
 @bench_app.command("rag")

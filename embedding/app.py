@@ -1,0 +1,103 @@
+"""App factory of the embedding service: loads the model in the background, serves at once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from embedding.encoders.base import EncoderError
+from embedding.metrics import EmbeddingMetrics
+from embedding.model import ModelNotFound
+from embedding.routes import build_router
+from embedding.runtime import Runtime, load_runtime
+from embedding.service import EmbeddingService
+from embedding.settings import EmbeddingSettings
+from p2.core.errors import install_error_handlers
+from p2.core.health import Readiness, health_router
+from p2.core.metrics import metrics_router
+from p2.core.settings import CoreSettings
+
+log = logging.getLogger("p2.embedding")
+
+
+class _CountRequests:
+    """Counts API requests by endpoint and status (health and metrics excluded)."""
+
+    def __init__(self, app: ASGIApp, metrics: EmbeddingMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        endpoint = "/v1/models" if path.startswith("/v1/models") else path
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+
+
+def create_app(
+    settings: EmbeddingSettings,
+    core: CoreSettings | None = None,
+    *,
+    runtime: Runtime | None = None,
+) -> FastAPI:
+    """The service; with ``runtime`` it serves that loaded model instead of loading one."""
+    core = core or CoreSettings()
+    readiness = Readiness("embedding model")
+    metrics = EmbeddingMetrics()
+    service = EmbeddingService(settings, readiness, metrics)
+    cache_root = settings.cache_dir or core.models_dir / "embedding"
+
+    def load() -> None:
+        started = time.perf_counter()
+        try:
+            loaded = load_runtime(settings, cache_root)
+        except (ModelNotFound, EncoderError, OSError, ValueError, RuntimeError) as exc:
+            log.error("cannot serve the embedding model: %s", exc)
+            readiness.set_failed(f"embedding model failed to load: {exc}")
+            return
+        service.attach(loaded)
+        log.info(
+            "embedding model %s ready in %.2fs (backend %s, %d dimensions, %d tokens max)",
+            loaded.model.id,
+            time.perf_counter() - started,
+            loaded.backend,
+            loaded.encoder.dimension,
+            loaded.tokenizer.max_tokens,
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if runtime is None:
+            threading.Thread(target=load, name="embedding-loader", daemon=True).start()
+        yield
+        await service.aclose()
+
+    if runtime is not None:
+        service.attach(runtime)
+    app = FastAPI(title="P2 embedding", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router(readiness))
+    app.include_router(metrics_router(metrics.registry))
+    app.include_router(build_router(service))
+    app.add_middleware(_CountRequests, metrics=metrics)
+    app.state.service = service
+    return app

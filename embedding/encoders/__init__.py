@@ -1,0 +1,1 @@
+"""Backends that turn padded token batches into sentence vectors."""
