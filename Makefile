@@ -7,9 +7,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := build-essential cmake python3-venv
+# Real peers for the operations tests: Compose validation and a Prometheus that scrapes P2.
+TEST_APT_PACKAGES := docker-compose prometheus curl
 export HF_HUB_OFFLINE := 1
 
-.PHONY: up install install-dev system-deps llama-server bench-deps lint test clean
+.PHONY: up install install-dev system-deps test-system-deps llama-server bench-deps lint test clean
 
 up: install
 	$(VENV)/bin/p2 serve inference --role chat
@@ -33,6 +35,14 @@ install: system-deps $(PY)
 install-dev: install
 	$(PIP) install -q -e ".[dev]"
 
+test-system-deps:
+	@if ! command -v docker-compose >/dev/null || ! command -v prometheus >/dev/null \
+		|| ! command -v curl >/dev/null; then \
+		echo "installing $(TEST_APT_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends \
+			$(TEST_APT_PACKAGES); \
+	fi
+
 llama-server: install
 	$(PY) -m inference.build llama-server
 
@@ -47,7 +57,7 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: install-dev llama-server lint
+test: install-dev test-system-deps llama-server lint
 	$(VENV)/bin/pytest -q -rs; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
 clean:

