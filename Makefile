@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 .PHONY: up install install-dev system-deps test-system-deps llama-server bench-deps lint test clean
 
 up: install
-	$(VENV)/bin/p2 serve inference --role chat
+	$(VENV)/bin/p2 up
 
 system-deps:
 	@if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null; then \

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from p2.core.settings import CoreSettings
 from p2.supervisor.spec import Probe, ServiceSpec, StackError, start_order, with_dependencies
+from p2.supervisor.stack import default_stack
 
 
 def _spec(name: str, *deps: str) -> ServiceSpec:
@@ -42,3 +47,19 @@ def test_probe_defaults_and_per_service_override() -> None:
     assert Probe.from_env("inference-chat", env).interval == 2
     assert Probe.from_env("gateway", env).interval == 5
     assert Probe.from_env("gateway", env).retries == 3
+
+
+def test_gateway_config_follows_the_inference_ports(tmp_path: Path) -> None:
+    core = CoreSettings(home=tmp_path)
+    env = {"CHAT_PORT": "18001", "CODE_PORT": "18004"}
+    specs = {s.name: s for s in default_stack(core, env)}
+    config = yaml.safe_load(Path(specs["gateway"].env["GATEWAY_CONFIG"]).read_text())
+    bases = {
+        (e["model_name"], e["litellm_params"]["order"]): e["litellm_params"]["api_base"]
+        for e in config["model_list"]
+    }
+    assert bases[("chat", 1)] == "http://127.0.0.1:18001/v1"
+    assert bases[("chat", 2)] == "http://127.0.0.1:18004/v1"
+    assert bases[("code", 1)] == "http://127.0.0.1:18004/v1"
+    custom = {**env, "GATEWAY_CONFIG": "/etc/p2/mine.yaml"}
+    assert "GATEWAY_CONFIG" not in {s.name: s for s in default_stack(core, custom)}["gateway"].env
