@@ -54,7 +54,8 @@ def endpoint_hint(specs: Sequence[ServiceSpec]) -> str:
     names = {s.name: s for s in specs}
     front = names.get("gateway") or names["inference-chat"]
     base = f"http://127.0.0.1:{front.port}/v1"
-    auth = ' -H "Authorization: Bearer $P2_API_KEY"' if "gateway" in names else ""
+    keyed = "gateway" in names and bool(os.environ.get("P2_API_KEYS", "").strip())
+    auth = ' -H "Authorization: Bearer $P2_API_KEY"' if keyed else ""
     return (
         f"P2 is up: OpenAI endpoint {base}\n"
         f"  curl -s {base}/chat/completions -H 'content-type: application/json'{auth} \\\n"
