@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from embedding.encoders.base import EncoderError
 from embedding.metrics import EmbeddingMetrics
@@ -20,37 +19,10 @@ from embedding.service import EmbeddingService
 from embedding.settings import EmbeddingSettings
 from p2.core.errors import install_error_handlers
 from p2.core.health import Readiness, health_router
-from p2.core.metrics import metrics_router
+from p2.core.metrics import CountRequests, metrics_router
 from p2.core.settings import CoreSettings
 
 log = logging.getLogger("p2.embedding")
-
-
-class _CountRequests:
-    """Counts API requests by endpoint and status (health and metrics excluded)."""
-
-    def __init__(self, app: ASGIApp, metrics: EmbeddingMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/v1/"):
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        endpoint = "/v1/models" if path.startswith("/v1/models") else path
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            self.metrics.requests.labels(endpoint, str(status)).inc()
 
 
 def create_app(
@@ -98,6 +70,6 @@ def create_app(
     app.include_router(health_router(readiness))
     app.include_router(metrics_router(metrics.registry))
     app.include_router(build_router(service))
-    app.add_middleware(_CountRequests, metrics=metrics)
+    app.add_middleware(CountRequests, counter=metrics.requests)
     app.state.service = service
     return app

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inference import prompting
 from inference.admission import Admission
@@ -22,7 +21,7 @@ from inference.serving import InferenceService, ServedModel
 from inference.settings import EngineKind, InferenceSettings
 from p2.core.errors import install_error_handlers
 from p2.core.health import Readiness, health_router
-from p2.core.metrics import metrics_router
+from p2.core.metrics import CountRequests, metrics_router
 from p2.core.settings import CoreSettings
 
 log = logging.getLogger("p2.inference")
@@ -51,32 +50,6 @@ def served_names(settings: InferenceSettings, model_path: Path | None) -> tuple[
     if model_path is not None:
         names.append(model_path.name.removesuffix(".gguf"))
     return tuple(dict.fromkeys(names))
-
-
-class _CountRequests:
-    """Counts API requests by endpoint and status (health and metrics excluded)."""
-
-    def __init__(self, app: ASGIApp, metrics: InferenceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/v1/"):
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            self.metrics.requests.labels(path, str(status)).inc()
 
 
 def create_app(settings: InferenceSettings, core: CoreSettings | None = None) -> FastAPI:
@@ -127,6 +100,6 @@ def create_app(settings: InferenceSettings, core: CoreSettings | None = None) ->
     app.include_router(health_router(readiness))
     app.include_router(metrics_router(metrics.registry))
     app.include_router(build_router(service))
-    app.add_middleware(_CountRequests, metrics=metrics)
+    app.add_middleware(CountRequests, counter=metrics.requests)
     app.state.service = service
     return app

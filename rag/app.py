@@ -9,10 +9,9 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from p2.core.errors import error_response, install_error_handlers
-from p2.core.metrics import metrics_router
+from p2.core.metrics import CountRequests, metrics_router
 from p2.core.settings import CoreSettings
 from rag.answering import Answerer
 from rag.embedder import Embedder
@@ -57,34 +56,6 @@ def _rag_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(502, str(exc), error_type="api_error", code="embedding_error")
     log.error("vector store error: %s", exc)
     return error_response(503, f"The vector store failed: {exc}", code="qdrant_error")
-
-
-class _CountRequests:
-    """Counts API requests by path template and status."""
-
-    def __init__(self, app: ASGIApp, metrics: RagMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path in ("/health", "/metrics"):
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(label, str(status)).inc()
 
 
 def create_app(
@@ -148,7 +119,7 @@ def create_app(
     app.include_router(
         build_router(indexer, retriever, answerer, health, settings.max_document_bytes)
     )
-    app.add_middleware(_CountRequests, metrics=metrics)
+    app.add_middleware(CountRequests, counter=metrics.requests)
     app.state.store = store
     app.state.metrics = metrics
     app.state.indexer = indexer

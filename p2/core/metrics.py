@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def metrics_router(registry: CollectorRegistry) -> APIRouter:
@@ -19,3 +20,39 @@ def metrics_router(registry: CollectorRegistry) -> APIRouter:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+class CountRequests:
+    """ASGI middleware: counts requests in ``counter`` by route template and status.
+
+    The route template (``/v1/rag/collections/{name}``), not the raw path, keeps
+    label cardinality bounded; probes and scrapes are not counted.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        counter: Counter,
+        skip: frozenset[str] = frozenset({"/health", "/metrics"}),
+    ) -> None:
+        self.app = app
+        self.counter = counter
+        self.skip = skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "") in self.skip:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.counter.labels(route, str(status)).inc()
