@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 
 from p2.bench.stats import percentile
-from p2.core.process import free_port, spawn, terminate, wait_healthy
+from p2.core.process import ProcessError, free_port, spawn, terminate, wait_healthy
 
 _SKIP = re.compile(
     r"(^|/)(test|tests|idlelib|lib2to3|turtledemo|site-packages|__pycache__|ensurepip|pydoc_data)(/|$)"
@@ -99,7 +99,7 @@ def _start(module: str, port: int, env: dict[str, str], log: Path, ready: str) -
     proc = spawn([sys.executable, "-m", module, "--port", str(port)], env=env, log_path=log)
     try:
         wait_healthy(f"http://127.0.0.1:{port}{ready}", timeout=900, proc=proc)
-    except Exception:
+    except ProcessError:
         terminate(proc)
         print(log.read_text(errors="replace")[-2000:], file=sys.stderr)
         raise
