@@ -12,14 +12,9 @@ def serve(host: str | None = None, port: int | None = None) -> None:
     """Serve ``EMBEDDING_*`` settings in the foreground; ``host``/``port`` override env."""
     from embedding.app import create_app
     from p2.core.server import serve as run_server
-    from p2.core.settings import CoreSettings
+    from p2.core.settings import CoreSettings, given
 
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    settings = EmbeddingSettings(**overrides)  # type: ignore[arg-type]
+    settings = EmbeddingSettings(**given(host=host, port=port))
     core = CoreSettings()
     what = settings.model or "all-MiniLM-L6-v2 (default)"
     print(

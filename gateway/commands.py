@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 from gateway.config import ConfigError
 from gateway.settings import GatewaySettings
+from p2.core.settings import given
 
 
 def load_settings(config: Path | None, host: str | None, port: int | None) -> GatewaySettings:
-    overrides: dict[str, Any] = {}
-    if config is not None:
-        overrides["config"] = config
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    return GatewaySettings(**overrides)
+    return GatewaySettings(**given(config=config, host=host, port=port))
 
 
 def serve(config: Path | None = None, host: str | None = None, port: int | None = None) -> None:

@@ -46,17 +46,9 @@ def serve_inference(
     from inference.app import create_app
     from inference.settings import InferenceSettings
     from p2.core.server import serve
-    from p2.core.settings import CoreSettings
+    from p2.core.settings import CoreSettings, given
 
-    overrides: dict[str, object] = {}
-    if model is not None:
-        overrides["model_path"] = model
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    if engine is not None:
-        overrides["engine"] = engine
+    overrides = given(model_path=model, host=host, port=port, engine=engine)
     settings = InferenceSettings.for_role(role, **overrides)
     if settings.model_path is not None and not settings.model_path.expanduser().is_file():
         typer.secho(f"error: model file not found: {settings.model_path}", fg="red", err=True)

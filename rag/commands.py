@@ -10,16 +10,11 @@ from rag.settings import RagSettings
 def serve(host: str | None = None, port: int | None = None) -> None:
     """Serve the RAG API (default 127.0.0.1:8002) in the foreground."""
     from p2.core.server import serve as run
-    from p2.core.settings import CoreSettings
+    from p2.core.settings import CoreSettings, given
     from rag.app import create_app
     from rag.store.factory import describe
 
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    settings = RagSettings.build(**overrides)
+    settings = RagSettings.build(**given(host=host, port=port))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per call otherwise
     core = CoreSettings()
     print(

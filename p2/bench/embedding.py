@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 
 from p2.bench.stats import rounded
-from p2.core.process import free_port, spawn, terminate, wait_healthy
+from p2.core.process import free_port, running
 from p2.core.settings import CoreSettings
 
 MODEL = "all-MiniLM-L6-v2"
@@ -40,13 +40,11 @@ MODEL = "all-MiniLM-L6-v2"
 def running_service(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     log = CoreSettings().home / "logs" / "bench-embedding.log"
-    proc = spawn([sys.executable, "-m", "embedding", "--port", str(port)], env=env, log_path=log)
-    try:
-        # the first start exports and quantizes the model (cached): allow for it
-        wait_healthy(f"http://127.0.0.1:{port}/health", timeout=600, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        terminate(proc)
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "embedding", "--port", str(port)]
+    # the first start exports and quantizes the model (cached): allow for it
+    with running(argv, health_url=f"{url}/health", timeout=600, env=env, log_path=log):
+        yield url
 
 
 async def _service_round(

@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from p2.bench.stats import percentile, rounded
-from p2.core.process import free_port, spawn, terminate, wait_healthy
+from p2.core.process import free_port, running
 from p2.core.settings import CoreSettings
 
 
@@ -165,12 +165,9 @@ def running_server(engine: str, model: Path | None, env: dict[str, str]) -> Iter
     if model is not None:
         argv += ["--model", str(model)]
     log = CoreSettings().logs_dir / f"bench-inference-{engine}.log"
-    proc = spawn(argv, env=env, log_path=log)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", timeout=600, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        terminate(proc)
+    url = f"http://127.0.0.1:{port}"
+    with running(argv, health_url=f"{url}/health", timeout=600, env=env, log_path=log):
+        yield url
 
 
 async def concurrent_run(

@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -103,3 +103,21 @@ def wait_healthy(
                 last = type(exc).__name__
             time.sleep(interval)
     raise ProcessError(f"{url} not healthy after {timeout:.0f}s (last: {last})")
+
+
+@contextlib.contextmanager
+def running(
+    argv: Sequence[str],
+    *,
+    health_url: str,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child that is healthy inside the block and stopped (group and all) after it."""
+    proc = spawn(argv, env=env, log_path=log_path)
+    try:
+        wait_healthy(health_url, timeout=timeout, proc=proc)
+        yield proc
+    finally:
+        terminate(proc)

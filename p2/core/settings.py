@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,3 +24,8 @@ class CoreSettings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The command-line options a user actually gave, as settings overrides (None: not given)."""
+    return {name: value for name, value in values.items() if value is not None}
