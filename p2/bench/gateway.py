@@ -3,10 +3,12 @@
 A fast mock OpenAI backend (``p2.bench.mock_openai``) runs at 0 ms and 50 ms
 latency. For each scenario (latency, stream or not, concurrency 32 and
 128) the load generator drives, interleaved: the mock directly, P2's gateway,
-and ``litellm --config`` on the same LiteLLM-format config. Each run reports
-req/s, p50/p99 latency, time to first token (streams) and the target's CPU ms
-per request (from /proc, the target's whole process group). JSON goes to
-stdout; the last line is the issue's summary line.
+and ``litellm --config`` on the same LiteLLM-format config, closed-loop at
+saturation (throughput, CPU); then the mock and P2 again, paced at one shared
+arrival rate (latency and TTFT overhead). Each run reports req/s, p50/p99
+latency, time to first token (streams) and the target's CPU ms per request
+(from /proc, the target's whole process group). JSON goes to stdout; the last
+line is the issue's summary line.
 
 The load generator is this process (uvloop + the gateway's own pooled HTTP
 client, a few tens of µs per request), so it competes for the same 2 cores:
@@ -82,9 +84,17 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 async def _one(
-    pool: Pool, path: str, body: bytes, auth: bytes, stream: bool, result: RunResult
+    pool: Pool,
+    path: str,
+    body: bytes,
+    auth: bytes,
+    stream: bool,
+    result: RunResult,
+    started: float | None = None,
 ) -> None:
-    started = time.perf_counter()
+    """One request; latency and TTFT count from ``started`` (its scheduled time if paced)."""
+    if started is None:
+        started = time.perf_counter()
     try:
         response = await pool.request(
             b"POST", path, body, first_byte_timeout=60, extra_headers=auth
@@ -136,6 +146,52 @@ async def drive(
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     result.elapsed = time.perf_counter() - started
+    pool.close()
+    return result
+
+
+async def drive_paced(
+    base: str,
+    path: str,
+    body: dict[str, Any],
+    *,
+    stream: bool,
+    rate: float,
+    concurrency: int,
+    duration: float,
+    target: str,
+    key: str | None = KEY,
+) -> RunResult:
+    """Open loop: ``rate`` arrivals per second, at most ``concurrency`` in flight.
+
+    Latency counts from each request's scheduled arrival, so time spent waiting
+    for a free slot is charged to the target (no coordinated omission).
+    """
+    pool = Pool(base, max_idle=concurrency * 2)
+    payload = orjson.dumps({**body, "stream": stream})
+    auth = f"Authorization: Bearer {key}\r\n".encode() if key else b""
+    full_path = pool.prefix + path
+    result = RunResult(target)
+    slots = asyncio.Semaphore(concurrency)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(scheduled: float) -> None:
+        async with slots:
+            await _one(pool, full_path, payload, auth, stream, result, started=scheduled)
+
+    start = time.perf_counter()
+    total = int(rate * duration)
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+    result.elapsed = time.perf_counter() - start
     pool.close()
     return result
 
@@ -266,6 +322,45 @@ CHAT_BODY: dict[str, Any] = {
 }
 
 
+PACED_LOAD = 0.5  # paced phase: this share of the slower target's saturated throughput
+
+
+async def _measure(
+    targets: dict[str, Target],
+    key: str,
+    latency: float,
+    stream: bool,
+    concurrency: int,
+    duration: float,
+    rate: float | None = None,
+) -> RunResult:
+    """Warm ``key`` up, then one closed-loop run (or a paced run at ``rate``) with its CPU."""
+    target = targets[key]
+    model = target.model_for.get(latency, f"m{int(latency * 1000)}")
+    body = {**CHAT_BODY, "model": model}
+    common: dict[str, Any] = {"stream": stream, "concurrency": concurrency, "target": key}
+    await drive(target.base, "/chat/completions", body, duration=0.3, **common)  # warm-up
+    cpu0 = group_cpu_seconds(target.pgid)
+    if rate is None:
+        run = await drive(target.base, "/chat/completions", body, duration=duration, **common)
+    else:
+        run = await drive_paced(
+            target.base, "/chat/completions", body, rate=rate, duration=duration, **common
+        )
+    run.cpu_s = group_cpu_seconds(target.pgid) - cpu0
+    return run
+
+
+def _merge(into: dict[str, RunResult], label: str, run: RunResult) -> None:
+    acc = into.setdefault(label, RunResult(label))
+    acc.requests += run.requests
+    acc.errors += run.errors
+    acc.elapsed += run.elapsed
+    acc.cpu_s += run.cpu_s
+    acc.latencies += run.latencies
+    acc.ttfts += run.ttfts
+
+
 async def _scenario(
     targets: dict[str, Target],
     latency: float,
@@ -273,43 +368,34 @@ async def _scenario(
     concurrency: int,
     duration: float,
     rounds: int,
-) -> dict[str, RunResult]:
+) -> dict[str, Any]:
+    """Saturated closed-loop runs of every target, then direct and P2 paced at one rate.
+
+    Closed-loop latency at saturation is concurrency / throughput, so there it
+    measures throughput again (and, on 2 shared cores, the load generator's and
+    the mock's CPU too). P2's latency overhead is therefore taken from the
+    paced phase: the same arrival rate for direct and P2, at ``PACED_LOAD`` of
+    the slower one's saturated throughput.
+    """
     name = f"m{int(latency * 1000)}"
-    order = [f"direct-{name}", "p2", *(["litellm-proxy"] if "litellm-proxy" in targets else [])]
-    merged: dict[str, RunResult] = {}
+    direct = f"direct-{name}"
+    order = [direct, "p2", *(["litellm-proxy"] if "litellm-proxy" in targets else [])]
+    saturated: dict[str, RunResult] = {}
     for _ in range(rounds):
         for key in order:
-            target = targets[key]
-            model = target.model_for.get(latency, name)
-            await drive(
-                target.base,
-                "/chat/completions",
-                {**CHAT_BODY, "model": model},
-                stream=stream,
-                concurrency=concurrency,
-                duration=0.3,
-                target=key,
-            )  # warm-up: connections, caches
-            cpu0 = group_cpu_seconds(target.pgid)
-            run = await drive(
-                target.base,
-                "/chat/completions",
-                {**CHAT_BODY, "model": model},
-                stream=stream,
-                concurrency=concurrency,
-                duration=duration,
-                target=key,
-            )
-            run.cpu_s = group_cpu_seconds(target.pgid) - cpu0
-            label = "direct" if key.startswith("direct") else key
-            acc = merged.setdefault(label, RunResult(label))
-            acc.requests += run.requests
-            acc.errors += run.errors
-            acc.elapsed += run.elapsed
-            acc.cpu_s += run.cpu_s
-            acc.latencies += run.latencies
-            acc.ttfts += run.ttfts
-    return merged
+            run = await _measure(targets, key, latency, stream, concurrency, duration)
+            _merge(saturated, "direct" if key == direct else key, run)
+    summaries = {k: r.summary() for k, r in saturated.items()}
+    rate = PACED_LOAD * min(summaries["direct"]["rps"], summaries["p2"]["rps"])
+    paced: dict[str, RunResult] = {}
+    for _ in range(rounds):
+        for key in (direct, "p2"):
+            run = await _measure(targets, key, latency, stream, concurrency, duration, rate)
+            _merge(paced, "direct" if key == direct else key, run)
+    return {
+        "results": summaries,
+        "paced": {"rate": rounded(rate, 1), **{k: r.summary() for k, r in paced.items()}},
+    }
 
 
 def _geomean(values: Sequence[float]) -> float:
@@ -339,13 +425,13 @@ def run(
             for latency in (0.0, 0.05):
                 for stream in (False, True):
                     for conc in concurrency:
-                        results = await _scenario(targets, latency, stream, conc, duration, rounds)
+                        measured = await _scenario(targets, latency, stream, conc, duration, rounds)
                         report["scenarios"].append(
                             {
                                 "latency_ms": int(latency * 1000),
                                 "stream": stream,
                                 "concurrency": conc,
-                                "results": {k: r.summary() for k, r in results.items()},
+                                **measured,
                             }
                         )
                         print(json.dumps(report["scenarios"][-1]), file=sys.stderr, flush=True)
@@ -363,26 +449,30 @@ def run(
 
 
 def summarize(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    """Throughput ratios from the saturated runs, latency overheads from the paced runs."""
     ratios, overheads, ttft_overheads, cpu = [], [], [], []
     by_scenario: dict[str, dict[str, float | None]] = {}
     for scenario in scenarios:
-        res = scenario["results"]
+        res, paced = scenario["results"], scenario["paced"]
         p2, direct = res["p2"], res["direct"]
         if "litellm-proxy" in res and res["litellm-proxy"]["rps"]:
             ratios.append(p2["rps"] / res["litellm-proxy"]["rps"])
-        overheads.append(p2["p50_ms"] - direct["p50_ms"])
+        overhead = rounded(paced["p2"]["p50_ms"] - paced["direct"]["p50_ms"], 2)
+        overheads.append(overhead)
         cpu.append(p2["cpu_ms_per_req"])
         ttft = None
-        if scenario["stream"] and p2["ttft_p50_ms"] is not None:
-            ttft = rounded(p2["ttft_p50_ms"] - direct["ttft_p50_ms"], 2)
+        if scenario["stream"] and paced["p2"]["ttft_p50_ms"] is not None:
+            ttft = rounded(paced["p2"]["ttft_p50_ms"] - paced["direct"]["ttft_p50_ms"], 2)
             ttft_overheads.append(ttft)
         name = (
             f"{scenario['latency_ms']}ms-{'stream' if scenario['stream'] else 'json'}"
             f"-c{scenario['concurrency']}"
         )
         by_scenario[name] = {
-            "p50_overhead_ms": rounded(p2["p50_ms"] - direct["p50_ms"], 2),
+            "paced_rps": paced["rate"],
+            "p50_overhead_ms": overhead,
             "ttft_overhead_ms": ttft,
+            "saturated_p50_overhead_ms": rounded(p2["p50_ms"] - direct["p50_ms"], 2),
         }
     return {
         "throughput_ratio": rounded(_geomean(ratios), 2) if ratios else math.nan,

@@ -28,7 +28,7 @@ def test_check_stream_accepts_only_complete_well_formed_streams() -> None:
     assert not check_stream(error)
 
 
-def test_summarize_reports_ratio_overhead_and_cpu() -> None:
+def test_summarize_takes_ratios_from_saturated_runs_and_overheads_from_paced_runs() -> None:
     def result(rps: float, p50: float, cpu: float, ttft: float | None = None) -> dict[str, object]:
         return {"rps": rps, "p50_ms": p50, "cpu_ms_per_req": cpu, "ttft_p50_ms": ttft}
 
@@ -39,9 +39,10 @@ def test_summarize_reports_ratio_overhead_and_cpu() -> None:
             "concurrency": 32,
             "results": {
                 "direct": result(1000, 1.0, 0.01),
-                "p2": result(500, 2.0, 0.2),
+                "p2": result(500, 20.0, 0.2),  # saturated: queueing, not overhead
                 "litellm-proxy": result(10, 100.0, 10.0),
             },
+            "paced": {"rate": 250, "direct": result(250, 1.0, 0.01), "p2": result(250, 1.5, 0.2)},
         },
         {
             "latency_ms": 50,
@@ -52,10 +53,16 @@ def test_summarize_reports_ratio_overhead_and_cpu() -> None:
                 "p2": result(590, 52.0, 0.4, 51.5),
                 "litellm-proxy": result(59, 300.0, 20.0, 200.0),
             },
+            "paced": {
+                "rate": 295,
+                "direct": result(295, 51.0, 0.01, 50.5),
+                "p2": result(295, 51.5, 0.4, 51.25),
+            },
         },
     ]
     summary = summarize(scenarios)
     assert summary["throughput_ratio"] == 22.36  # geometric mean of 50x and 10x
-    assert summary["p2_overhead_p50_ms"] == 1.0
+    assert summary["p2_overhead_p50_ms"] == 0.5  # median of the paced overheads 0.5 and 0.5
     assert summary["p2_cpu_ms_per_req"] == 0.3
-    assert summary["stream_ttft_overhead_p50_ms_max"] == 1.0
+    assert summary["stream_ttft_overhead_p50_ms_max"] == 0.75
+    assert summary["overheads_by_scenario"]["0ms-json-c32"]["saturated_p50_overhead_ms"] == 19.0
