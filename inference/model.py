@@ -53,3 +53,10 @@ def resolve_model(model_path: Path | None, models_dir: Path) -> Path:
     if not path.is_file():
         raise ModelNotFound(f"model file not found: {path}")
     return path
+
+
+def has_chat_template(path: Path) -> bool:
+    """Whether the GGUF carries ``tokenizer.chat_template`` (instruction-tuned models do)."""
+    from gguf import GGUFReader
+
+    return "tokenizer.chat_template" in GGUFReader(path).fields

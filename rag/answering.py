@@ -4,12 +4,18 @@ Non-streaming answers are the gateway's ``chat.completion`` with ``model`` set
 to the name the client asked for and a ``sources`` list added. Streaming
 answers relay the gateway's chunks and add ``sources`` to the chunk carrying
 ``finish_reason`` (once the whole answer, hence its citations, is known).
+
+With ``RAG_CITATIONS=attribute`` each sentence the model left uncited is cited
+by the source its words come from (``rag.citations``): inline in a whole
+answer, as one last content chunk before ``finish_reason`` in a stream, whose
+text is already sent.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,11 +23,20 @@ import orjson
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from p2.core.errors import APIError, BadRequest, GatewayTimeout, ServiceUnavailable, error_body
+from rag.citations import attribute, cited_numbers
 from rag.names import check_collection
-from rag.prompting import build_messages, last_user_index, message_text, sources_json
+from rag.prompting import (
+    COMPLETION_STOP,
+    build_messages,
+    completion_prompt,
+    last_user_index,
+    message_text,
+    sources_json,
+)
 from rag.protocol import ChatBody
 from rag.retrieval import Result, Retriever
 from rag.settings import RagSettings
+from rag.translate import chat_from_completion, chunk_from_completion
 
 log = logging.getLogger("p2.rag.answering")
 MODEL_PREFIX = "rag/"
@@ -61,6 +76,21 @@ def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
+def _content_chunk(like: dict[str, Any], text: str) -> dict[str, Any]:
+    """A content-only chunk shaped like ``like`` (same id, model, created)."""
+    delta = {"index": 0, "delta": {"content": text}, "finish_reason": None}
+    return {**{k: v for k, v in like.items() if k != "sources"}, "choices": [delta]}
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """One question being answered: the name the client used, its words, its sources."""
+
+    public: str
+    question: str
+    results: list[Result]
+
+
 class Answerer:
     def __init__(
         self, client: httpx.AsyncClient, retriever: Retriever, settings: RagSettings
@@ -81,16 +111,17 @@ class Answerer:
         question = message_text(body.messages[at])
         results = await self.retriever.query(collection, question, body.top_k, body.mode)
         extra = {k: v for k, v in (body.model_extra or {}).items() if k not in _OURS}
-        upstream = {
-            **extra,
-            "model": self.settings.llm_model,
-            "messages": build_messages(body.messages, at, results),
-            "stream": body.stream,
-        }
+        upstream = {**extra, "model": self.settings.llm_model, "stream": body.stream}
+        if self.settings.prompt_style == "completion":
+            path = "/v1/completions"
+            upstream["prompt"] = completion_prompt(body.messages, at, results)
+            upstream.setdefault("stop", list(COMPLETION_STOP))
+        else:
+            path = "/v1/chat/completions"
+            upstream["messages"] = build_messages(body.messages, at, results)
         public = body.model or f"{MODEL_PREFIX}{collection}"
-        request = self.client.build_request(
-            "POST", "/v1/chat/completions", json=upstream, headers=self._headers()
-        )
+        turn = _Turn(public, question, results)
+        request = self.client.build_request("POST", path, json=upstream, headers=self._headers())
         try:
             response = await self.client.send(request, stream=True)
         except httpx.TimeoutException as exc:
@@ -105,32 +136,40 @@ class Answerer:
             await response.aclose()
             raise _upstream_error(response, content)
         if body.stream:
-            return StreamingResponse(
-                self._relay(response, public, results), media_type="text/event-stream"
-            )
-        return await self._complete(response, public, results)
+            return StreamingResponse(self._relay(response, turn), media_type="text/event-stream")
+        return await self._complete(response, turn)
 
-    async def _complete(
-        self, response: httpx.Response, public: str, results: list[Result]
-    ) -> JSONResponse:
+    def _cite(self, turn: _Turn, answer: str) -> tuple[str, str, list[dict[str, Any]]]:
+        """The answer with citations added, the added part alone, and the sources list."""
+        if self.settings.citations == "model":
+            cited = cited_numbers(answer, len(turn.results))
+            return answer, "", sources_json(turn.results, cited)
+        texts = [r.text for r in turn.results]
+        done = attribute(answer, texts, turn.question)
+        return done.text, done.suffix, sources_json(turn.results, done.cited)
+
+    async def _complete(self, response: httpx.Response, turn: _Turn) -> JSONResponse:
         try:
             data = orjson.loads(await response.aread())
-            answer = str(data["choices"][0]["message"].get("content") or "")
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+            if self.settings.prompt_style == "completion":
+                data = chat_from_completion(data)
+            message = data["choices"][0]["message"]
+            answer = str(message.get("content") or "")
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise APIError("The gateway answered an unexpected body.", status_code=502) from exc
         except httpx.HTTPError as exc:
             raise APIError("The gateway connection failed mid-answer.", status_code=502) from exc
         finally:
             await response.aclose()
-        data["model"] = public
-        data["sources"] = sources_json(results, answer)
+        message["content"], _, sources = self._cite(turn, answer)
+        data["model"] = turn.public
+        data["sources"] = sources
         return JSONResponse(data)
 
-    async def _relay(
-        self, response: httpx.Response, public: str, results: list[Result]
-    ) -> AsyncIterator[bytes]:
+    async def _relay(self, response: httpx.Response, turn: _Turn) -> AsyncIterator[bytes]:
         parts: list[str] = []
         sent_sources = False
+        completion = self.settings.prompt_style == "completion"
         try:
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
@@ -145,13 +184,17 @@ class Answerer:
                 if "error" in chunk:
                     yield _sse(chunk)
                     return
-                chunk["model"] = public
+                if completion:
+                    chunk = chunk_from_completion(chunk, first=not parts)
+                chunk["model"] = turn.public
                 finished = False
                 for choice in chunk.get("choices") or []:
                     parts.append(str((choice.get("delta") or {}).get("content") or ""))
                     finished = finished or choice.get("finish_reason") is not None
                 if finished and not sent_sources:
-                    chunk["sources"] = sources_json(results, "".join(parts))
+                    _, suffix, chunk["sources"] = self._cite(turn, "".join(parts))
+                    if suffix:
+                        yield _sse(_content_chunk(chunk, suffix))
                     sent_sources = True
                 yield _sse(chunk)
         except httpx.HTTPError as exc:
@@ -161,12 +204,9 @@ class Answerer:
         finally:
             await response.aclose()
         if not sent_sources:
-            yield _sse(
-                {
-                    "object": "chat.completion.chunk",
-                    "model": public,
-                    "choices": [],
-                    "sources": sources_json(results, "".join(parts)),
-                }
-            )
+            _, suffix, sources = self._cite(turn, "".join(parts))
+            base = {"object": "chat.completion.chunk", "model": turn.public}
+            if suffix:
+                yield _sse({**base, "choices": [{"index": 0, "delta": {"content": suffix}}]})
+            yield _sse({**base, "choices": [], "sources": sources})
         yield b"data: [DONE]\n\n"

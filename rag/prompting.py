@@ -1,8 +1,10 @@
-"""Prompts with numbered sources, and reading the citations back out of an answer."""
+"""Prompts with numbered sources: chat messages for instruction-tuned models, a plain
+completion prompt for base models (which echo chat instructions instead of following them).
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from typing import Any
 
 from rag.retrieval import Result
@@ -12,9 +14,8 @@ SYSTEM = (
     "sentence that uses a source, cite it by writing the source's number in square "
     "brackets. If the sources do not contain the answer, say that you do not know."
 )
-_CITATION = re.compile(r"\[(\d{1,3})\]")
-# A small model may echo its prompt: a source's own "[n] (from ...)" header is not a citation.
-_ECHOED_HEADER = re.compile(r"\[\d{1,3}\] \(from [^)\n]*\)")
+# Where a base model's answer ends: a blank line, a question or an excerpt it makes up.
+COMPLETION_STOP = ("\n\n", "\nQ:", "\n[")
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -61,19 +62,34 @@ def build_messages(
     ]
 
 
-def cited_numbers(answer: str, available: int) -> list[int]:
-    """Source numbers the answer cites, in order of first citation, ignoring invalid ones."""
-    seen: dict[int, None] = {}
-    for match in _CITATION.finditer(_ECHOED_HEADER.sub(" ", answer)):
-        n = int(match.group(1))
-        if 1 <= n <= available:
-            seen.setdefault(n, None)
-    return list(seen)
+def completion_prompt(
+    messages: list[dict[str, Any]], question_at: int, results: list[Result]
+) -> str:
+    """Excerpts, earlier turns as Q/A pairs, then ``Q: question`` and ``A:`` to complete.
+
+    Excerpts keep their rank numbers but are listed best last, next to the
+    question: a small model copies from what is nearest.
+    """
+    excerpts = [
+        f"[{n}] ({r.source}) {' '.join(r.text.split())}" for n, r in enumerate(results, start=1)
+    ]
+    turns = []
+    for i, message in enumerate(messages):
+        text = " ".join(message_text(message).split())
+        if i == question_at or not text:
+            continue
+        if message.get("role") == "user":
+            turns.append(f"Q: {text}")
+        elif message.get("role") == "assistant" and turns and "\nA: " not in turns[-1]:
+            turns[-1] += f"\nA: {text}"  # an exchange reads like the one to complete
+    question = " ".join(message_text(messages[question_at]).split())
+    parts = ["Documentation excerpts:", *reversed(excerpts)] if excerpts else []
+    return "\n\n".join([*parts, *turns, f"Q: {question}\nA:"])
 
 
-def sources_json(results: list[Result], answer: str) -> list[dict[str, Any]]:
+def sources_json(results: list[Result], cited: Sequence[int]) -> list[dict[str, Any]]:
     """Every numbered source, each flagged ``cited`` if the answer refers to it."""
-    cited = set(cited_numbers(answer, len(results)))
+    flagged = set(cited)
     return [
-        {"index": n, "cited": n in cited, **r.as_json()} for n, r in enumerate(results, start=1)
+        {"index": n, "cited": n in flagged, **r.as_json()} for n, r in enumerate(results, start=1)
     ]

@@ -7,7 +7,7 @@ embedding service, ``RAG_*`` chunking, retrieval and answering.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +70,15 @@ class RagSettings(BaseSettings):
     )
     llm_model: str = Field("chat", validation_alias=_env("RAG_LLM_MODEL"))
     llm_timeout: float = Field(120.0, gt=0, validation_alias=_env("RAG_LLM_TIMEOUT"))
+    # chat: instructions + sources as chat messages (instruction-tuned models);
+    # completion: a plain Q/A prompt on /v1/completions (base models, like the default).
+    prompt_style: Literal["chat", "completion"] = Field(
+        "chat", validation_alias=_env("RAG_PROMPT_STYLE")
+    )
+    # attribute: also cite, for each uncited sentence, the source its words come from.
+    citations: Literal["attribute", "model"] = Field(
+        "attribute", validation_alias=_env("RAG_CITATIONS")
+    )
     health_timeout: float = Field(2.0, gt=0, validation_alias=_env("RAG_HEALTH_TIMEOUT"))
 
     @classmethod

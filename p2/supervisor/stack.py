@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from inference.model import has_chat_template
 from inference.settings import Role
 from p2.core.settings import CoreSettings
 from p2.supervisor.spec import Probe, ServiceSpec
@@ -50,6 +51,23 @@ def gateway_config(run_dir: Path, ports: Mapping[str, int]) -> Path:
         + yaml.safe_dump(config, sort_keys=False)
     )
     return target
+
+
+def rag_prompt_style(env: Mapping[str, str]) -> str:
+    """``completion`` when the chat server runs a base model, which follows no chat prompt.
+
+    The default Gemma 3 270M is a base model; another GGUF is asked for its
+    chat template, and an explicit ``CHAT_CHAT_FORMAT`` means chat.
+    """
+    if env.get("CHAT_CHAT_FORMAT", "auto") != "auto":
+        return "chat"
+    path = env.get("CHAT_MODEL_PATH")
+    if not path:
+        return "completion"
+    try:
+        return "chat" if has_chat_template(Path(path).expanduser()) else "completion"
+    except (OSError, ValueError):  # missing or unreadable: inference will say so itself
+        return "chat"
 
 
 def default_stack(core: CoreSettings, env: Mapping[str, str] | None = None) -> list[ServiceSpec]:
@@ -103,5 +121,7 @@ def default_stack(core: CoreSettings, env: Mapping[str, str] | None = None) -> l
         keys = [k.strip() for k in env.get("P2_API_KEYS", "").split(",") if k.strip()]
         if keys and not env.get("RAG_GATEWAY_API_KEY"):
             rag_env["RAG_GATEWAY_API_KEY"] = keys[0]  # RAG calls the gateway as a client
+        if not env.get("RAG_PROMPT_STYLE"):
+            rag_env["RAG_PROMPT_STYLE"] = rag_prompt_style(env)
         specs.append(spec("rag", (*p2, "rag"), port("rag"), ("gateway", *embedding_dep), rag_env))
     return specs

@@ -105,11 +105,16 @@ def test_index_a_folder_and_get_answers_from_the_right_sources(
             model="rag/handbook",
             messages=[{"role": "user", "content": question}],
             max_tokens=48,
+            temperature=0,
         )
         assert reply.model == "rag/handbook"
-        assert reply.choices[0].message.content
+        text = reply.choices[0].message.content or ""
         sources = (reply.model_extra or {})["sources"]
         assert sources[0]["document_id"] == expected, (question, sources)
+        cited = [(s["index"], s["document_id"]) for s in sources if s["cited"]]
+        print(f"{question!r} -> {text!r} cites {cited}")
+        assert [doc for _, doc in cited] == [expected], (question, text, cited)
+        assert all(f"[{n}]" in text for n, _ in cited), text
 
     # Re-indexing the same folder writes nothing new, even with the resume state gone.
     state = Path(stack["P2_HOME"])

@@ -1,7 +1,9 @@
 """A mock OpenAI chat backend standing in for the gateway: RAG's own behaviour under test.
 
-It answers by quoting the first numbered source of the prompt it receives and
-citing it as ``[1]``, and records every request so tests can read the prompt.
+On chat it answers by quoting the first numbered source of the prompt it
+receives and citing it as ``[1]``; on completions, like a base model, it quotes
+the excerpt nearest the question and cites nothing. It records every request
+so tests can read the prompt.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ def _answer(messages: list[dict[str, Any]]) -> str:
         return "I do not know."
     sentence = match.group(1).split(". ")[0].strip().rstrip(".")
     return f"{sentence} [1]."
+
+
+def _completion_answer(prompt: str) -> str:
+    excerpts: list[str] = re.findall(r"^\[\d+\] \([^)]*\) (.+)$", prompt, re.MULTILINE)
+    if not excerpts:
+        return " I do not know."
+    return " " + excerpts[-1].split(". ")[0].strip().rstrip(".") + "."
 
 
 def mock_gateway_app(api_key: str | None = None) -> FastAPI:
@@ -65,6 +74,28 @@ def mock_gateway_app(api_key: str | None = None) -> FastAPI:
                 delta = {"index": 0, "delta": {"content": word + " "}, "finish_reason": None}
                 yield b"data: " + orjson.dumps({**obj, "choices": [delta]}) + b"\n\n"
             last = {"index": 0, "delta": {}, "finish_reason": "stop"}
+            yield b"data: " + orjson.dumps({**obj, "choices": [last]}) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        body = await request.json()
+        app.state.requests.append(body)
+        text = _completion_answer(str(body["prompt"]))
+        base = {"id": "cmpl-mock", "created": int(time.time()), "model": body["model"]}
+        obj = {**base, "object": "text_completion"}
+        if not body.get("stream"):
+            choice = {"index": 0, "text": text, "finish_reason": "stop"}
+            usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+            return JSONResponse({**obj, "choices": [choice], "usage": usage})
+
+        async def events() -> Any:
+            for word in text.split(" ")[1:]:
+                choice = {"index": 0, "text": " " + word, "finish_reason": None}
+                yield b"data: " + orjson.dumps({**obj, "choices": [choice]}) + b"\n\n"
+            last = {"index": 0, "text": "", "finish_reason": "stop"}
             yield b"data: " + orjson.dumps({**obj, "choices": [last]}) + b"\n\n"
             yield b"data: [DONE]\n\n"
 

@@ -168,3 +168,68 @@ def test_gateway_key_timeout_and_refusal(
     finally:
         stalled.close()
         keyed.stop()
+
+
+@pytest.fixture
+def base_model_rag(make_settings: Callable[..., RagSettings], tmp_path: Path) -> Iterator[str]:
+    """RAG in front of a base model: completion prompts, answers that cite nothing."""
+    settings = make_settings(prompt_style="completion", qdrant_path=tmp_path / "q-base")
+    server = ThreadServer(create_app(settings, CoreSettings(home=tmp_path))).start()
+    docs = [{"id": name, "text": text} for name, text in DOCS.items()]
+    httpx.post(f"{server.url}/v1/rag/collections/kb/documents", json={"documents": docs})
+    yield server.url
+    server.stop()
+
+
+def test_a_base_model_s_answer_is_cited_by_the_source_it_quotes(
+    base_model_rag: str, gateway_server: ThreadServer
+) -> None:
+    sdk = openai.OpenAI(base_url=f"{base_model_rag}/v1", api_key="unused")
+    completion = sdk.chat.completions.create(
+        model="rag/kb", messages=[{"role": "user", "content": QUESTION}]
+    )
+    assert completion.object == "chat.completion" and completion.model == "rag/kb"
+    text = completion.choices[0].message.content or ""
+    assert text.endswith(" [1].")  # the mock cited nothing; its words come from source 1
+    cited = _cited((completion.model_extra or {})["sources"])
+    assert [s["document_id"] for s in cited] == ["volcanoes.md"]
+
+    sent = gateway_server.app.state.requests[-1]
+    assert "messages" not in sent and sent["prompt"].endswith(f"Q: {QUESTION}\nA:")
+    assert sent["prompt"].rindex("[1] (volcanoes.md)") > sent["prompt"].rindex("[2] (")
+    assert "\n\n" in sent["stop"]
+
+
+def test_a_base_model_s_stream_gets_its_citation_before_the_finish(base_model_rag: str) -> None:
+    sdk = openai.OpenAI(base_url=f"{base_model_rag}/v1", api_key="unused")
+    chunks = list(
+        sdk.chat.completions.create(
+            model="rag/kb", messages=[{"role": "user", "content": QUESTION}], stream=True
+        )
+    )
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.endswith(". [1]")
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    cited = _cited(chunks[-1].model_extra["sources"])  # type: ignore[index]
+    assert [s["document_id"] for s in cited] == ["volcanoes.md"]
+
+
+def test_with_model_citations_only_an_uncited_answer_cites_nothing(
+    make_settings: Callable[..., RagSettings], tmp_path: Path
+) -> None:
+    settings = make_settings(prompt_style="completion", citations="model")
+    server = ThreadServer(create_app(settings, CoreSettings(home=tmp_path))).start()
+    try:
+        docs = [{"id": name, "text": text} for name, text in DOCS.items()]
+        httpx.post(f"{server.url}/v1/rag/collections/kb/documents", json={"documents": docs})
+        data = httpx.post(
+            f"{server.url}/v1/rag/chat",
+            json={"collection": "kb", "messages": [{"role": "user", "content": QUESTION}]},
+            timeout=60,
+        ).json()
+        assert "[" not in data["choices"][0]["message"]["content"]
+        assert not _cited(data["sources"])
+    finally:
+        server.stop()
