@@ -17,10 +17,19 @@ def _message_choice(choice: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _chat_id(data: dict[str, Any]) -> dict[str, Any]:
+    """Everything but the choices, with a chat-style id (``chatcmpl-``, as OpenAI's)."""
+    rest = {k: v for k, v in data.items() if k != "choices"}
+    ident = rest.get("id")
+    if isinstance(ident, str) and ident.startswith("cmpl-"):
+        rest["id"] = "chat" + ident
+    return rest
+
+
 def chat_from_completion(data: dict[str, Any]) -> dict[str, Any]:
     """A ``text_completion`` body as a ``chat.completion`` body (id, usage and all)."""
     return {
-        **{k: v for k, v in data.items() if k != "choices"},
+        **_chat_id(data),
         "object": "chat.completion",
         "choices": [_message_choice(c) for c in data.get("choices") or []],
     }
@@ -41,7 +50,7 @@ def chunk_from_completion(chunk: dict[str, Any], first: bool) -> dict[str, Any]:
             }
         )
     return {
-        **{k: v for k, v in chunk.items() if k != "choices"},
+        **_chat_id(chunk),
         "object": "chat.completion.chunk",
         "choices": choices,
     }

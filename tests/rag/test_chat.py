@@ -189,6 +189,7 @@ def test_a_base_model_s_answer_is_cited_by_the_source_it_quotes(
         model="rag/kb", messages=[{"role": "user", "content": QUESTION}]
     )
     assert completion.object == "chat.completion" and completion.model == "rag/kb"
+    assert completion.id.startswith("chatcmpl-")
     text = completion.choices[0].message.content or ""
     assert text.endswith(" [1].")  # the mock cited nothing; its words come from source 1
     cited = _cited((completion.model_extra or {})["sources"])

@@ -72,3 +72,42 @@ def test_answers_through_a_real_inference_server(
         assert last is not None and last[0]["document_id"] == "espresso.md"
     finally:
         server.stop()
+
+
+def test_completion_style_speaks_chat_to_the_client_over_a_real_server(
+    inference: RunningServer, make_settings: Callable[..., RagSettings], tmp_path: Path
+) -> None:
+    settings = make_settings(gateway_url=inference.url, prompt_style="completion")
+    server = ThreadServer(create_app(settings, CoreSettings(home=tmp_path))).start()
+    try:
+        docs = [{"id": name, "text": text} for name, text in DOCS.items()]
+        httpx.post(
+            f"{server.url}/v1/rag/collections/kb/documents", json={"documents": docs}, timeout=60
+        )
+        sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=120)
+        question: list[ChatCompletionMessageParam] = [
+            {"role": "user", "content": "How many bars of pressure make espresso?"}
+        ]
+        done = sdk.chat.completions.create(
+            model="rag/kb", messages=question, max_tokens=8, extra_body={"top_k": 2}
+        )
+        assert done.object == "chat.completion" and done.choices[0].message.role == "assistant"
+        assert done.usage is not None and done.usage.completion_tokens > 0
+        assert (done.model_extra or {})["sources"][0]["document_id"] == "espresso.md"
+
+        chunks = list(
+            sdk.chat.completions.create(
+                model="rag/kb",
+                messages=question,
+                max_tokens=8,
+                stream=True,
+                extra_body={"top_k": 2},
+            )
+        )
+        assert all(c.object == "chat.completion.chunk" for c in chunks)
+        finished = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert len(finished) == 1 and finished[0].choices[0].finish_reason == "length"
+        sources = (chunks[-1].model_extra or {}).get("sources")
+        assert sources is not None and sources[0]["document_id"] == "espresso.md"
+    finally:
+        server.stop()
