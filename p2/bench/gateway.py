@@ -440,6 +440,9 @@ def run(
     report["summary"] = summarize(report["scenarios"])
     print(json.dumps(report, indent=1))
     s = report["summary"]
+    ttft = s["stream_ttft_overhead_p50_ms_max"]
+    if ttft is not None:
+        print(f"gateway: streaming ttft overhead p50 (paced, worst scenario) = {ttft:.1f} ms")
     print(
         f"gateway: throughput p2/litellm-proxy = {s['throughput_ratio']:.1f}, "
         f"p2 overhead p50 = {s['p2_overhead_p50_ms']:.1f} ms, "
