@@ -33,6 +33,7 @@ import httpx
 import orjson
 
 from gateway.upstream import Pool, UpstreamError
+from p2.bench.mock_openai import mock_command
 from p2.bench.stats import percentile, rounded
 from p2.core.process import free_port, spawn, terminate, wait_healthy
 
@@ -103,24 +104,8 @@ async def _client(pool: Pool, stream: bool, load: Load) -> None:
 
 
 def _mock(port: int, model: str, work: Path) -> subprocess.Popen[bytes]:
-    proc = spawn(
-        [
-            sys.executable,
-            "-m",
-            "p2.bench.mock_openai",
-            "--port",
-            str(port),
-            "--latency",
-            "0.05",
-            "--chunks",
-            "8",
-            "--chunk-delay",
-            "0.01",
-            "--model",
-            model,
-        ],
-        log_path=work / f"mock-{model}.log",
-    )
+    options = ("--latency", "0.05", "--chunks", "8", "--chunk-delay", "0.01", "--model", model)
+    proc = spawn(mock_command(port, *options), log_path=work / f"mock-{model}.log")
     wait_healthy(f"http://127.0.0.1:{port}/health", timeout=30, proc=proc)
     return proc
 

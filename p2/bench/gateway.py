@@ -23,12 +23,11 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,9 @@ from typing import Any
 import orjson
 
 from gateway.upstream import Pool, UpstreamError
+from p2.bench.mock_openai import mock_command
 from p2.bench.stats import percentile, rounded
-from p2.core.process import free_port, spawn, terminate, wait_healthy
+from p2.core.process import free_port, running
 
 KEY = "sk-bench-p2"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -256,64 +256,64 @@ def litellm_executable() -> str:
 
 @contextmanager
 def _processes(work: Path, with_litellm: bool) -> Iterator[dict[str, Target]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
+    with ExitStack() as stack:
         mock_ports: dict[float, int] = {}
+        targets: dict[str, Target] = {}
         for latency in (0.0, 0.05):
             port = free_port()
-            proc = spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "p2.bench.mock_openai",
-                    "--port",
-                    str(port),
-                    "--latency",
-                    str(latency),
-                ],
-                log_path=work / f"mock{port}.log",
+            mock = stack.enter_context(
+                running(
+                    mock_command(port, "--latency", str(latency)),
+                    health_url=f"http://127.0.0.1:{port}/health",
+                    timeout=30,
+                    log_path=work / f"mock{port}.log",
+                )
             )
-            procs.append(proc)
-            wait_healthy(f"http://127.0.0.1:{port}/health", timeout=30, proc=proc)
             mock_ports[latency] = port
+            targets[f"direct-m{int(latency * 1000)}"] = Target(
+                "direct", f"http://127.0.0.1:{port}/v1", mock.pid, {latency: "mock"}
+            )
         config = work / "bench.yaml"
         _write_config(config, mock_ports)
         names = {lat: f"m{int(lat * 1000)}" for lat in mock_ports}
-        targets: dict[str, Target] = {}
-        for lat, port in mock_ports.items():
-            targets[f"direct-{names[lat]}"] = Target(
-                "direct", f"http://127.0.0.1:{port}/v1", procs[len(targets)].pid, {lat: "mock"}
-            )
         p2_port = free_port()
-        gw = spawn(
-            [sys.executable, "-m", "gateway", "--config", str(config), "--port", str(p2_port)],
-            env={"P2_API_KEYS": KEY, "P2_LOG_LEVEL": "warning"},
-            log_path=work / "p2.log",
+        gw = stack.enter_context(
+            running(
+                [sys.executable, "-m", "gateway", "--config", str(config), "--port", str(p2_port)],
+                health_url=f"http://127.0.0.1:{p2_port}/health/ready",
+                timeout=60,
+                env={"P2_API_KEYS": KEY, "P2_LOG_LEVEL": "warning"},
+                log_path=work / "p2.log",
+            )
         )
-        procs.append(gw)
-        wait_healthy(f"http://127.0.0.1:{p2_port}/health/ready", timeout=60, proc=gw)
         targets["p2"] = Target("p2", f"http://127.0.0.1:{p2_port}/v1", gw.pid, names)
         if with_litellm:
-            exe = litellm_executable()
             lp = free_port()
-            proxy = spawn(
-                [exe, "--config", str(config), "--port", str(lp), "--num_workers", "1"],
-                env={
-                    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                    "LITELLM_LOG": "ERROR",
-                    "DISABLE_ADMIN_UI": "True",
-                },
-                log_path=work / "litellm.log",
+            proxy = stack.enter_context(
+                running(
+                    [
+                        litellm_executable(),
+                        "--config",
+                        str(config),
+                        "--port",
+                        str(lp),
+                        "--num_workers",
+                        "1",
+                    ],
+                    health_url=f"http://127.0.0.1:{lp}/health/liveliness",
+                    timeout=180,
+                    env={
+                        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                        "LITELLM_LOG": "ERROR",
+                        "DISABLE_ADMIN_UI": "True",
+                    },
+                    log_path=work / "litellm.log",
+                )
             )
-            procs.append(proxy)
-            wait_healthy(f"http://127.0.0.1:{lp}/health/liveliness", timeout=180, proc=proxy)
             targets["litellm-proxy"] = Target(
                 "litellm-proxy", f"http://127.0.0.1:{lp}/v1", proxy.pid, names
             )
         yield targets
-    finally:
-        for proc in reversed(procs):
-            terminate(proc, grace=5)
 
 
 CHAT_BODY: dict[str, Any] = {

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from collections import Counter
@@ -419,6 +420,11 @@ class ThreadedMock:
             self.stop()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+def mock_command(port: int, *options: str) -> list[str]:
+    """The command line that runs this mock on ``port`` with ``options`` (``--latency 0.05``)."""
+    return [sys.executable, "-m", "p2.bench.mock_openai", "--port", str(port), *options]
 
 
 def main() -> None:
