@@ -20,7 +20,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import config as config_module
-from gateway import errors
 from gateway.auth import ApiKeyAuth
 from gateway.backends import Registry
 from gateway.config import DeploymentSpec, GatewayConfig
@@ -31,6 +30,7 @@ from gateway.prober import Prober
 from gateway.routes import build_routes
 from gateway.serving import EMBEDDING_GROUP, INTERNAL_GROUPS, RAG_GROUP, GatewayService
 from gateway.settings import GatewaySettings
+from p2.core.errors import exception_handlers
 
 log = logging.getLogger("p2.gateway")
 
@@ -138,7 +138,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers=errors.handlers(),
+        exception_handlers=exception_handlers("gateway"),
         lifespan=lifespan,
     )
     app.state.service = service

@@ -117,7 +117,7 @@ def error_response(
     )
 
 
-def _api_error(_: Request, exc: Exception) -> JSONResponse:
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)
     return error_response(
         exc.status_code,
@@ -129,7 +129,7 @@ def _api_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
@@ -147,27 +147,35 @@ def _describe_validation(errors: list[Any]) -> tuple[str, str | None]:
     return f"Invalid value for {where}: {msg}.", param
 
 
-def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     message, param = _describe_validation(list(exc.errors()))
     return error_response(400, message, param=param)
 
 
-def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "The server had an internal error while processing the request.")
+def exception_handlers(who: str = "server") -> dict[Any, Any]:
+    """OpenAI-format handlers for any Starlette app: API errors, HTTP errors, the unexpected.
+
+    ``who`` names the service in the 500 message. Async, so Starlette runs them
+    on the loop rather than in its thread pool.
+    """
+
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, f"The {who} had an internal error while processing the request.")
+
+    return {APIError: _api_error, StarletteHTTPException: _http_error, Exception: unhandled}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Make every failure of ``app`` an OpenAI-format JSON error."""
-    app.add_exception_handler(APIError, _api_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for kind, handler in exception_handlers().items():
+        app.add_exception_handler(kind, handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(json.JSONDecodeError, _validation_error_from_json)
-    app.add_exception_handler(Exception, _unhandled)
 
 
-def _validation_error_from_json(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error_from_json(_: Request, exc: Exception) -> JSONResponse:
     return error_response(
         400, "We could not parse the JSON body of your request: it is not valid JSON."
     )
