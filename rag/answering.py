@@ -145,7 +145,7 @@ class Answerer:
             cited = cited_numbers(answer, len(turn.results))
             return answer, "", sources_json(turn.results, cited)
         texts = [r.text for r in turn.results]
-        done = attribute(answer, texts, turn.question)
+        done = attribute(answer, texts, turn.question, self.retriever.bm25)
         return done.text, done.suffix, sources_json(turn.results, done.cited)
 
     async def _complete(self, response: httpx.Response, turn: _Turn) -> JSONResponse:

@@ -21,7 +21,6 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _ECHOED_HEADER = re.compile(r"\[\d{1,3}\] \(from [^)\n]*\)")
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
 MIN_SUPPORT = 0.5  # share of a sentence's distinctive weight one source must hold
-_TERMS = Bm25Encoder()
 
 
 def cited_numbers(answer: str, available: int) -> list[int]:
@@ -34,9 +33,9 @@ def cited_numbers(answer: str, available: int) -> list[int]:
     return list(seen)
 
 
-def _words(text: str) -> set[int]:
+def _terms(encoder: Bm25Encoder, text: str) -> set[int]:
     """Stemmed, stopword-free terms (as BM25 hashes them): "copying" meets "copy"."""
-    return set(_TERMS.query(text).indices)
+    return set(encoder.query(text).indices)
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,7 @@ class Attribution:
     cited: tuple[int, ...]  # every source number cited, by the model or by attribution
 
 
-def _best_source(sentence: str, sources: Sequence[set[int]], skip: set[int]) -> int | None:
-    words = _words(sentence) - skip
+def _best_source(words: set[int], sources: Sequence[set[int]]) -> int | None:
     if not words:
         return None
     count = len(sources)
@@ -60,11 +58,16 @@ def _best_source(sentence: str, sources: Sequence[set[int]], skip: set[int]) -> 
     return best + 1 if scores[best] >= MIN_SUPPORT * total and scores[best] > 0 else None
 
 
-def attribute(answer: str, sources: Sequence[str], question: str) -> Attribution:
-    """Keep the model's citations; cite the supporting source of each uncited sentence."""
+def attribute(
+    answer: str, sources: Sequence[str], question: str, encoder: Bm25Encoder
+) -> Attribution:
+    """Keep the model's citations; cite the supporting source of each uncited sentence.
+
+    ``encoder`` is the service's BM25 encoder, so terms match as retrieval matched them.
+    """
     available = len(sources)
-    source_words = [_words(text) for text in sources]
-    question_words = _words(question)
+    source_words = [_terms(encoder, text) for text in sources]
+    question_words = _terms(encoder, question)
     cited: dict[int, None] = dict.fromkeys(cited_numbers(answer, available))
     pieces: list[str] = []
     added: dict[int, None] = {}
@@ -73,12 +76,11 @@ def attribute(answer: str, sources: Sequence[str], question: str) -> Attribution
         sentence = match.group(0)
         if cited_numbers(sentence, available) or not sentence.strip():
             continue
-        n = _best_source(sentence, source_words, question_words) if source_words else None
+        words = _terms(encoder, sentence) - question_words
+        n = _best_source(words, source_words) if source_words else None
         if n is None:
             continue
-        body = sentence.rstrip()
-        stripped = body.rstrip(".!?")
-        insert_at = match.start() + len(stripped)
+        insert_at = match.start() + len(sentence.rstrip().rstrip(".!?"))  # before the stop
         pieces.append(answer[last:insert_at] + f" [{n}]")
         last = insert_at
         cited.setdefault(n, None)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from rag.citations import attribute, cited_numbers
 from rag.prompting import completion_prompt, sources_json
 from rag.retrieval import Result
+from rag.sparse import Bm25Encoder
+
+BM25 = Bm25Encoder()
 
 SOURCES = [
     "The gateway listens on port 8000. The chat inference server uses port 8001.",
@@ -37,6 +40,7 @@ def test_an_uncited_sentence_cites_the_source_its_words_come_from() -> None:
         "Copy the qdrant folder while rag is stopped. It listens on port 8000.",
         SOURCES,
         "How do I back up the Qdrant data?",
+        BM25,
     )
     assert (
         done.text == "Copy the qdrant folder while rag is stopped [3]. It listens on port 8000 [1]."
@@ -47,12 +51,12 @@ def test_an_uncited_sentence_cites_the_source_its_words_come_from() -> None:
 
 def test_the_question_s_own_words_earn_no_citation() -> None:
     question = "How do I rotate a key without downtime?"
-    assert attribute("Rotate the key without downtime.", SOURCES, question).cited == ()
-    assert attribute("Bananas are yellow.", SOURCES, question).cited == ()
+    assert attribute("Rotate the key without downtime.", SOURCES, question, BM25).cited == ()
+    assert attribute("Bananas are yellow.", SOURCES, question, BM25).cited == ()
 
 
 def test_the_model_s_own_citations_are_kept_and_not_doubled() -> None:
-    done = attribute("Restart the gateway [2]. Copy that folder.", SOURCES, "how?")
+    done = attribute("Restart the gateway [2]. Copy that folder.", SOURCES, "how?", BM25)
     assert done.text == "Restart the gateway [2]. Copy that folder [3]."
     assert done.cited == (2, 3)
     assert done.suffix == " [3]"
