@@ -29,7 +29,7 @@ $(PY):
 # llama-cpp-python is compiled once per CPU-flag set (minutes), then reinstalled
 # from P2's wheel cache in seconds; see inference/build.py for why not -march=native.
 install: system-deps $(PY)
-	$(PIP) install -q "$$($(PY) -m inference.build wheel)"
+	wheel="$$($(PY) -m inference.build wheel)" && $(PIP) install -q "$$wheel"
 	$(PIP) install -q -e .
 
 install-dev: install

@@ -80,9 +80,18 @@ def build_wheel() -> Path:
     if found:
         return found[-1]
     out.mkdir(parents=True, exist_ok=True)
+    _progress(f"compiling llama-cpp-python {LLAMA_CPP_PYTHON} (several minutes)")
+    _compile_wheel(out)
+    found = sorted(out.glob("llama_cpp_python-*.whl"))
+    if not found:
+        raise BuildError("building the llama-cpp-python wheel produced no wheel")
+    return found[-1]
+
+
+def _compile_wheel(out: Path) -> None:
+    """``pip wheel`` llama-cpp-python into ``out`` with P2's CPU flags."""
     env = {**os.environ, "CMAKE_ARGS": " ".join(["-DLLAVA_BUILD=OFF", *cpu_cmake_flags()])}
-    print(f"[p2 build] compiling llama-cpp-python {LLAMA_CPP_PYTHON} (several minutes)", flush=True)
-    result = subprocess.run(
+    _run(
         [
             sys.executable,
             "-m",
@@ -94,13 +103,9 @@ def build_wheel() -> Path:
             str(out),
             f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
         ],
+        "build the llama-cpp-python wheel",
         env=env,
-        check=False,
     )
-    found = sorted(out.glob("llama_cpp_python-*.whl"))
-    if result.returncode != 0 or not found:
-        raise BuildError("building the llama-cpp-python wheel failed")
-    return found[-1]
 
 
 CMAKE_FLAGS = (
@@ -116,7 +121,7 @@ CMAKE_FLAGS = (
 
 
 class BuildError(RuntimeError):
-    """The llama-server build failed; the message says at which step."""
+    """A native build failed; the message says at which step."""
 
 
 def cached_binary() -> Path:
@@ -135,52 +140,28 @@ def find_llama_server() -> Path | None:
     return cached if cached.is_file() else None
 
 
-def _run(argv: list[str], step: str, cwd: Path | None = None) -> None:
-    print(f"[p2 build] {step}: {' '.join(argv)}", flush=True)
-    result = subprocess.run(argv, cwd=cwd, check=False)
+def _progress(message: str) -> None:
+    """Progress goes to stderr: stdout carries only the built artifact's path."""
+    print(f"[p2 build] {message}", file=sys.stderr, flush=True)
+
+
+def _run(
+    argv: list[str], step: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> None:
+    _progress(f"{step}: {' '.join(argv)}")
+    # The child's stdout joins stderr, so `$(python -m inference.build ...)` sees only the path.
+    result = subprocess.run(argv, cwd=cwd, env=env, stdout=sys.stderr, check=False)
     if result.returncode != 0:
         raise BuildError(f"{step} failed with exit code {result.returncode}")
 
 
 def build_llama_server(jobs: int | None = None) -> Path:
+    """``llama-server`` for this CPU, compiled once per llama-cpp-python version and flag set."""
     target = cached_binary()
     if target.is_file():
         return target
-    pinned = version("llama-cpp-python")
-    jobs = jobs or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="p2-llama-server-") as tmp:
-        work = Path(tmp)
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "-d",
-                str(work),
-                f"llama-cpp-python=={pinned}",
-            ],
-            "fetch the llama-cpp-python sdist",
-        )
-        sdist = next(work.glob("llama_cpp_python-*.tar.gz"))
-        with tarfile.open(sdist) as archive:
-            archive.extractall(work, filter="data")
-        source = work / sdist.name.removesuffix(".tar.gz") / "vendor" / "llama.cpp"
-        if not (source / "CMakeLists.txt").is_file():
-            raise BuildError(f"no vendored llama.cpp in {sdist.name}")
-        build = work / "build"
-        _run(
-            ["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS, *cpu_cmake_flags()],
-            "configure",
-        )
-        _run(
-            ["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs)],
-            "compile",
-        )
-        built = build / "bin" / "llama-server"
+        built = _compile_llama_server(Path(tmp), jobs or os.cpu_count() or 1)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
         shutil.copy2(built, partial)
@@ -189,18 +170,55 @@ def build_llama_server(jobs: int | None = None) -> Path:
     return target
 
 
+def _compile_llama_server(work: Path, jobs: int) -> Path:
+    """Fetch the sdist llama-cpp-python vendors llama.cpp in, and build its server in ``work``."""
+    pinned = version("llama-cpp-python")
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+            str(work),
+            f"llama-cpp-python=={pinned}",
+        ],
+        "fetch the llama-cpp-python sdist",
+    )
+    sdist = next(work.glob("llama_cpp_python-*.tar.gz"))
+    with tarfile.open(sdist) as archive:
+        archive.extractall(work, filter="data")
+    source = work / sdist.name.removesuffix(".tar.gz") / "vendor" / "llama.cpp"
+    if not (source / "CMakeLists.txt").is_file():
+        raise BuildError(f"no vendored llama.cpp in {sdist.name}")
+    build = work / "build"
+    _run(
+        ["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS, *cpu_cmake_flags()],
+        "configure",
+    )
+    _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs)], "compile")
+    return build / "bin" / "llama-server"
+
+
 def main(argv: list[str]) -> int:
+    """Print one line on stdout (the artifact's path, or the flags); all else goes to stderr."""
+    builders = {"wheel": build_wheel, "llama-server": build_llama_server}
     if argv == ["cmake-args"]:
         print(" ".join(cpu_cmake_flags()))
         return 0
-    if argv == ["llama-server"]:
-        print(build_llama_server())
-        return 0
-    if argv == ["wheel"]:
-        print(build_wheel())
-        return 0
-    print("usage: python -m inference.build wheel|llama-server|cmake-args", file=sys.stderr)
-    return 2
+    if len(argv) != 1 or argv[0] not in builders:
+        print("usage: python -m inference.build wheel|llama-server|cmake-args", file=sys.stderr)
+        return 2
+    try:
+        path = builders[argv[0]]()
+    except BuildError as exc:
+        print(f"[p2 build] error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(path)
+    return 0
 
 
 if __name__ == "__main__":
