@@ -1,39 +1,35 @@
-"""Entry points the ``p2`` command line wires: ``p2 serve embedding``."""
+"""``p2 serve embedding`` and ``python -m embedding``: the embeddings API in the foreground."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
-from embedding.settings import EmbeddingSettings
+from p2.core import commands
+from p2.core.settings import load_settings
+
+OPTIONS = (
+    commands.Option("host", "bind address (env EMBEDDING_HOST)"),
+    commands.Option("port", "port (env EMBEDDING_PORT, 8003)", int),
+)
 
 
 def serve(host: str | None = None, port: int | None = None) -> None:
-    """Serve ``EMBEDDING_*`` settings in the foreground; ``host``/``port`` override env."""
+    """OpenAI /v1/embeddings: sentence-transformers, ONNX int8, dynamic micro-batching."""
     from embedding.app import create_app
-    from p2.core.server import serve as run_server
-    from p2.core.settings import CoreSettings, given
+    from embedding.settings import EmbeddingSettings
+    from p2.core.server import run_service
 
-    settings = EmbeddingSettings(**given(host=host, port=port))
-    core = CoreSettings()
+    settings = load_settings(EmbeddingSettings.build, host=host, port=port)
     what = settings.model or "all-MiniLM-L6-v2 (default)"
-    print(
-        f"P2 embedding: serving {what} on http://{settings.host}:{settings.port}/v1 "
-        f"(backend {settings.backend.value}; GET /health turns 200 when the model is loaded)",
-        flush=True,
-    )
-    run_server(
-        create_app(settings, core),
+    run_service(
+        "embedding",
+        create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level=core.log_level,
-        service="embedding",
+        banner=f"serving {what} on http://{settings.host}:{settings.port}/v1 (backend "
+        f"{settings.backend.value}; GET /health turns 200 when the model is loaded)",
     )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m embedding", description=serve.__doc__)
-    parser.add_argument("--host", default=None, help="bind address (env EMBEDDING_HOST)")
-    parser.add_argument("--port", type=int, default=None, help="port (env EMBEDDING_PORT)")
-    args = parser.parse_args(argv)
-    serve(args.host, args.port)
+    commands.main("python -m embedding", serve, OPTIONS, argv)

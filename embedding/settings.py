@@ -7,7 +7,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from p2.core.settings import ServiceSettings
 
 DEFAULT_PORT = 8003
 
@@ -24,7 +26,7 @@ def _all_cores() -> int:
     return os.cpu_count() or 1
 
 
-class EmbeddingSettings(BaseSettings):
+class EmbeddingSettings(ServiceSettings):
     """Env names are ``EMBEDDING_<FIELD>``, e.g. ``EMBEDDING_MAX_BATCH``."""
 
     model_config = SettingsConfigDict(env_prefix="EMBEDDING_", extra="ignore")

@@ -1,21 +1,6 @@
-"""``python -m gateway [--config PATH] [--host H] [--port N]``."""
+"""``python -m gateway [--config PATH] [--host H] [--port N]``: the same as ``p2 serve gateway``."""
 
-from __future__ import annotations
-
-import argparse
-from pathlib import Path
-
-from gateway.commands import serve
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
-    parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--host", default=None)
-    parser.add_argument("--port", type=int, default=None)
-    args = parser.parse_args()
-    serve(args.config, args.host, args.port)
-
+from gateway.commands import main
 
 if __name__ == "__main__":
     main()

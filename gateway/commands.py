@@ -1,35 +1,41 @@
-"""Entry points the ``p2`` CLI calls."""
+"""``p2 serve gateway`` and ``python -m gateway``: the OpenAI front door in the foreground."""
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.config import ConfigError
-from gateway.settings import GatewaySettings
-from p2.core.settings import given
+from p2.core import commands
+from p2.core.settings import SettingsError, load_settings
 
-
-def load_settings(config: Path | None, host: str | None, port: int | None) -> GatewaySettings:
-    return GatewaySettings(**given(config=config, host=host, port=port))
+OPTIONS = (
+    commands.Option("config", "LiteLLM-format config (env GATEWAY_CONFIG)", Path),
+    commands.Option("host", "bind address (env GATEWAY_HOST)"),
+    commands.Option("port", "port (env GATEWAY_PORT, 8000)", int),
+)
 
 
 def serve(config: Path | None = None, host: str | None = None, port: int | None = None) -> None:
-    """``p2 serve gateway``: run the gateway in the foreground until interrupted."""
+    """The OpenAI front door: priority routing and failover across the inference servers."""
     from gateway.app import create_app
-    from p2.core.server import serve as run_server
+    from gateway.config import ConfigError
+    from gateway.settings import GatewaySettings
+    from p2.core.server import run_service
 
-    settings = load_settings(config, host, port)
+    settings = load_settings(GatewaySettings.build, config=config, host=host, port=port)
     try:
         app = create_app(settings)
     except ConfigError as exc:
-        print(f"error: {exc} ({settings.config_path()})", file=sys.stderr, flush=True)
-        raise SystemExit(1) from exc
-    print(
-        f"P2 gateway: http://{settings.host}:{settings.port}/v1 "
-        f"(config {settings.config}; GET /health/ready lists every backend)",
-        flush=True,
+        raise SettingsError(f"{exc} ({settings.config_path()})") from exc
+    run_service(
+        "gateway",
+        app,
+        host=settings.host,
+        port=settings.port,
+        banner=f"http://{settings.host}:{settings.port}/v1 (config {settings.config_path()}; "
+        "GET /health/ready lists every backend)",
     )
-    run_server(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, service="gateway"
-    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    commands.main("python -m gateway", serve, OPTIONS, argv)

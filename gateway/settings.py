@@ -11,66 +11,54 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from p2.core.settings import ServiceSettings
+from p2.core.shipped import shipped_file
 
 DEFAULT_CONFIG = Path("config/litellm.yaml")
-_SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG
 
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(ServiceSettings):
     """Where the gateway listens, what it forwards to and how fast it gives up."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore")
 
-    host: str = Field("127.0.0.1", validation_alias=_env("GATEWAY_HOST", "host"))
-    port: int = Field(8000, validation_alias=_env("GATEWAY_PORT", "port"))
-    config: Path = Field(DEFAULT_CONFIG, validation_alias=_env("GATEWAY_CONFIG", "config"))
+    host: str = Field("127.0.0.1", validation_alias=_env("GATEWAY_HOST"))
+    port: int = Field(8000, validation_alias=_env("GATEWAY_PORT"))
+    config: Path = Field(DEFAULT_CONFIG, validation_alias=_env("GATEWAY_CONFIG"))
 
     # Timeouts (seconds). None means: take router_settings.timeout from the config.
-    request_timeout: float | None = Field(
-        None, gt=0, validation_alias=_env("LLM_REQUEST_TIMEOUT", "request_timeout")
-    )
-    first_byte_timeout: float = Field(
-        2.0, gt=0, validation_alias=_env("LLM_FIRST_BYTE_TIMEOUT", "first_byte_timeout")
-    )
-    connect_timeout: float = Field(
-        2.0, gt=0, validation_alias=_env("LLM_CONNECT_TIMEOUT", "connect_timeout")
-    )
-    stream_idle_timeout: float = Field(
-        30.0, gt=0, validation_alias=_env("LLM_STREAM_IDLE_TIMEOUT", "stream_idle_timeout")
-    )
+    request_timeout: float | None = Field(None, gt=0, validation_alias=_env("LLM_REQUEST_TIMEOUT"))
+    first_byte_timeout: float = Field(2.0, gt=0, validation_alias=_env("LLM_FIRST_BYTE_TIMEOUT"))
+    connect_timeout: float = Field(2.0, gt=0, validation_alias=_env("LLM_CONNECT_TIMEOUT"))
+    stream_idle_timeout: float = Field(30.0, gt=0, validation_alias=_env("LLM_STREAM_IDLE_TIMEOUT"))
 
     # Active health checks.
-    probe_interval: float = Field(
-        0.5, gt=0, validation_alias=_env("GATEWAY_PROBE_INTERVAL", "probe_interval")
-    )
-    probe_timeout: float = Field(
-        0.5, gt=0, validation_alias=_env("GATEWAY_PROBE_TIMEOUT", "probe_timeout")
-    )
+    probe_interval: float = Field(0.5, gt=0, validation_alias=_env("GATEWAY_PROBE_INTERVAL"))
+    probe_timeout: float = Field(0.5, gt=0, validation_alias=_env("GATEWAY_PROBE_TIMEOUT"))
 
     # Limits and security.
     max_body_bytes: int = Field(
-        4 * 1024 * 1024, gt=0, validation_alias=_env("GATEWAY_MAX_BODY_BYTES", "max_body_bytes")
+        4 * 1024 * 1024, gt=0, validation_alias=_env("GATEWAY_MAX_BODY_BYTES")
     )
-    api_keys: str = Field("", validation_alias=_env("P2_API_KEYS", "api_keys"), repr=False)
-    api_keys_file: Path | None = Field(
-        None, validation_alias=_env("P2_API_KEYS_FILE", "api_keys_file")
-    )
+    api_keys: str = Field("", validation_alias=_env("P2_API_KEYS"), repr=False)
+    api_keys_file: Path | None = Field(None, validation_alias=_env("P2_API_KEYS_FILE"))
     open_paths: str = Field(
         "/health,/health/ready,/metrics",
-        validation_alias=_env("GATEWAY_OPEN_PATHS", "open_paths"),
+        validation_alias=_env("GATEWAY_OPEN_PATHS"),
     )
 
-    embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL", "embedding_url"))
-    rag_url: str | None = Field(None, validation_alias=_env("RAG_URL", "rag_url"))
+    embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL"))
+    rag_url: str | None = Field(None, validation_alias=_env("RAG_URL"))
     http_metrics: Literal["lean", "instrumentator", "off"] = Field(
-        "lean", validation_alias=_env("GATEWAY_HTTP_METRICS", "http_metrics")
+        "lean", validation_alias=_env("GATEWAY_HTTP_METRICS")
     )
-    log_level: str = Field("info", validation_alias=_env("P2_LOG_LEVEL", "log_level"))
+    log_level: str = Field("info", validation_alias=_env("P2_LOG_LEVEL"))
 
     @field_validator("embedding_url", "rag_url")
     @classmethod
@@ -88,10 +76,10 @@ class GatewaySettings(BaseSettings):
         return frozenset(keys)
 
     def config_path(self) -> Path:
-        """The config file; the default falls back to the repo's when run from elsewhere."""
+        """The config file; the default falls back to the shipped one when run from elsewhere."""
         path = self.config.expanduser()
-        if path == DEFAULT_CONFIG and not path.exists() and _SHIPPED_CONFIG.exists():
-            return _SHIPPED_CONFIG
+        if path == DEFAULT_CONFIG and not path.exists():
+            return shipped_file("litellm.yaml")
         return path
 
     def open_path_set(self) -> frozenset[str]:

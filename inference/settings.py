@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from p2.core.settings import ServiceSettings, given
 
 
 class Role(StrEnum):
@@ -30,7 +32,7 @@ def _default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-class InferenceSettings(BaseSettings):
+class InferenceSettings(ServiceSettings):
     """One role's server. Env names are ``<ROLE>_<FIELD>``, e.g. ``CHAT_N_GPU_LAYERS``."""
 
     model_config = SettingsConfigDict(extra="ignore", env_prefix="CHAT_")
@@ -52,9 +54,11 @@ class InferenceSettings(BaseSettings):
     seed: int = -1
 
     @classmethod
-    def for_role(cls, role: Role, **overrides: Any) -> InferenceSettings:
+    def for_role(cls, role: Role | str, **overrides: Any) -> InferenceSettings:
+        """One role's settings from ``<ROLE>_*`` env, ``overrides`` (field names) on top."""
+        role = Role(role) if isinstance(role, str) else role
         prefix = f"{role.value.upper()}_"
-        settings = cls(_env_prefix=prefix, **overrides)
+        settings = cls(_env_prefix=prefix, **given(**overrides))
         settings.role = role
         if settings.port == 0:
             settings.port = DEFAULT_PORTS[role]

@@ -7,21 +7,21 @@ embedding service, ``RAG_*`` chunking, retrieval and answering.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from p2.core.settings import ServiceSettings
 
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-class RagSettings(BaseSettings):
+class RagSettings(ServiceSettings):
     """Everything the RAG service needs; every field has its env name in ``docs/rag.md``."""
 
-    # Env names only (no lookup by bare field name: a stray HOST or PORT must not
-    # move the service). Build from Python with field names through ``build``.
     model_config = SettingsConfigDict(extra="ignore")
 
     host: str = Field("127.0.0.1", validation_alias=_env("RAG_HOST"))
@@ -80,18 +80,6 @@ class RagSettings(BaseSettings):
         "attribute", validation_alias=_env("RAG_CITATIONS")
     )
     health_timeout: float = Field(2.0, gt=0, validation_alias=_env("RAG_HEALTH_TIMEOUT"))
-
-    @classmethod
-    def build(cls, **fields: Any) -> RagSettings:
-        """The environment's settings, with ``fields`` (by field name) taking precedence."""
-        values: dict[str, Any] = {}
-        for name, value in fields.items():
-            info = cls.model_fields.get(name)
-            alias = info.validation_alias if info is not None else None
-            if not isinstance(alias, AliasChoices):
-                raise TypeError(f"unknown RAG setting: {name}")
-            values[str(alias.choices[0])] = value
-        return cls(**values)
 
     @field_validator("qdrant_url", "qdrant_api_key", "gateway_api_key")
     @classmethod

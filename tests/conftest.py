@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from p2.core.process import free_port, spawn, terminate, wait_healthy
+from p2.core.process import ProcessError, free_port, running, started
 from tests.fixtures.tiny_gguf import write_tiny_gguf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,7 +34,8 @@ class RunningServer:
     url: str
     port: int
     log: Path
-    proc: object
+    proc: subprocess.Popen[bytes]
+    stack: contextlib.ExitStack
 
     def client(self, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
@@ -47,35 +50,32 @@ def start_inference(
     env: dict[str, str] | None = None,
     wait: bool = True,
 ) -> RunningServer:
+    """A real inference server (``python -m inference``) via the product's own process helpers;
+    healthy unless ``wait`` is False."""
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "inference",
-        "--role",
-        role,
-        "--port",
-        str(port),
-        "--engine",
-        engine,
-    ]
+    argv = [sys.executable, "-m", "inference", "--role", role, "--port", str(port)]
+    argv += ["--engine", engine]
     if model is not None:
         argv += ["--model", str(model)]
     log = home / "logs" / f"test-{role}-{port}.log"
-    proc = spawn(argv, env={"P2_HOME": str(home), **(env or {})}, log_path=log)
-    server = RunningServer(f"http://127.0.0.1:{port}", port, log, proc)
-    if wait:
-        try:
-            wait_healthy(f"{server.url}/health", timeout=300, proc=proc)
-        except Exception:
-            terminate(proc)
-            print(log.read_text(errors="replace")[-3000:])
-            raise
-    return server
+    url = f"http://127.0.0.1:{port}"
+    stack = contextlib.ExitStack()
+    child_env = {"P2_HOME": str(home), **(env or {})}
+    try:
+        if wait:
+            proc = stack.enter_context(
+                running(argv, health_url=f"{url}/health", timeout=300, env=child_env, log_path=log)
+            )
+        else:
+            proc = stack.enter_context(started(argv, env=child_env, log_path=log))
+    except ProcessError:
+        print(log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)")
+        raise
+    return RunningServer(url, port, log, proc, stack)
 
 
 def stop(server: RunningServer) -> None:
-    terminate(server.proc, grace=10)  # type: ignore[arg-type]
+    server.stack.close()
 
 
 @pytest.fixture

@@ -106,6 +106,21 @@ def wait_healthy(
 
 
 @contextlib.contextmanager
+def started(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child running inside the block and stopped (group and all) after it."""
+    proc = spawn(argv, env=env, log_path=log_path)
+    try:
+        yield proc
+    finally:
+        terminate(proc)
+
+
+@contextlib.contextmanager
 def running(
     argv: Sequence[str],
     *,
@@ -115,9 +130,6 @@ def running(
     log_path: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A child that is healthy inside the block and stopped (group and all) after it."""
-    proc = spawn(argv, env=env, log_path=log_path)
-    try:
+    with started(argv, env=env, log_path=log_path) as proc:
         wait_healthy(health_url, timeout=timeout, proc=proc)
         yield proc
-    finally:
-        terminate(proc)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -20,9 +19,8 @@ class Probe:
     retries: int = 3
 
     @classmethod
-    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Probe:
+    def from_env(cls, service: str, env: Mapping[str, str]) -> Probe:
         """``P2_HEALTH_<FIELD>`` for all services, ``P2_<SERVICE>_HEALTH_<FIELD>`` for one."""
-        env = os.environ if env is None else env
         key = service.upper().replace("-", "_")
         values: dict[str, float] = {}
         for name in ("interval", "timeout", "start_period", "retries"):

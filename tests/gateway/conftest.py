@@ -2,50 +2,43 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig, parse
 from gateway.settings import GatewaySettings
-from p2.bench.mock_openai import MockConfig, ThreadedMock
-from p2.core.process import free_port
+from p2.core import litellm_config
+from testkit.mock_openai import MockConfig, ThreadedMock
+from testkit.threadserver import ThreadServer
 
 KEY = "sk-test-gateway-key"
 
 
 def make_config(groups: dict[str, list[tuple[str, str]]], **router: Any) -> GatewayConfig:
     """``{"chat": [(api_base, served_model), ...]}`` in priority order → a config."""
-    model_list = [
-        {
-            "model_name": group,
-            "litellm_params": {
-                "model": f"openai/{model}",
-                "api_base": base,
-                "api_key": "none",
-                "order": i + 1,
-            },
-        }
-        for group, backends in groups.items()
-        for i, (base, model) in enumerate(backends)
-    ]
-    return parse({"model_list": model_list, "router_settings": router})
+    return parse(
+        litellm_config.config(
+            [
+                litellm_config.deployment(group, base, model, order)
+                for group, backends in groups.items()
+                for order, (base, model) in enumerate(backends, start=1)
+            ],
+            router,
+        )
+    )
 
 
 @dataclass
 class RunningGateway:
     url: str
     app: Starlette
-    server: uvicorn.Server
-    thread: threading.Thread
+    server: ThreadServer
 
     @property
     def base(self) -> str:
@@ -63,33 +56,10 @@ def running_gateway(config: GatewayConfig, **overrides: Any) -> Iterator[Running
         "stream_idle_timeout": 5.0,
     }
     values.update(overrides)
-    settings = GatewaySettings(**values)
-    app = create_app(settings, config)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            http="httptools",
-            loop="uvloop",
-            lifespan="on",
-            timeout_graceful_shutdown=1,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("gateway did not start")
-        time.sleep(0.01)
-    try:
-        yield RunningGateway(f"http://127.0.0.1:{port}", app, server, thread)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    app = create_app(GatewaySettings.build(**values), config)
+    options = {"http": "httptools", "loop": "uvloop", "timeout_graceful_shutdown": 1}
+    with ThreadServer(app, **options) as server:
+        yield RunningGateway(server.url, app, server)
 
 
 @pytest.fixture

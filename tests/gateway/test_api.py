@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from p2.bench.mock_openai import MockConfig, ThreadedMock
+from testkit.mock_openai import MockConfig, ThreadedMock
 from tests.gateway.conftest import KEY, RunningGateway, make_config, running_gateway
 
 AUTH = {"Authorization": f"Bearer {KEY}"}

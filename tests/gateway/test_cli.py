@@ -9,10 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.commands import load_settings
 from gateway.settings import GatewaySettings
-from p2.bench.mock_openai import ThreadedMock
 from p2.core.process import free_port, spawn, terminate, wait_healthy
+from testkit.mock_openai import ThreadedMock
 
 Mocks = tuple[ThreadedMock, ThreadedMock]
 
@@ -26,12 +25,23 @@ def test_env_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("P2_API_KEYS", "sk-a, ")
     monkeypatch.setenv("P2_API_KEYS_FILE", str(keys))
     monkeypatch.setenv("EMBEDDING_URL", "http://127.0.0.1:8002")
-    settings = load_settings(None, None, 9000)
+    settings = GatewaySettings.build(port=9000)
     assert settings.request_timeout == 42 and settings.first_byte_timeout == 3.5
     assert settings.probe_interval == 0.25 and settings.port == 9000
     assert settings.keys() == {"sk-a", "sk-b"}
     assert settings.embedding_url == "http://127.0.0.1:8002"
     assert "sk-a" not in repr(settings)
+
+
+def test_bare_host_and_port_in_the_environment_move_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("PORT", "5555")
+    monkeypatch.setenv("CONFIG", "/nonexistent.yaml")
+    settings = GatewaySettings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert str(settings.config) == "config/litellm.yaml"
 
 
 def test_defaults_find_the_shipped_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -92,6 +102,6 @@ def test_bad_config_is_a_clean_error(tmp_path: Path) -> None:
     proc = spawn(
         [sys.executable, "-m", "gateway", "--config", str(bad)], log_path=tmp_path / "out.log"
     )
-    assert proc.wait(30) == 1
+    assert proc.wait(30) == 2
     out = (tmp_path / "out.log").read_text()
     assert "error: the config has no model_list" in out and "Traceback" not in out

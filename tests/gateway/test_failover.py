@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from gateway.config import GatewayConfig
-from p2.bench.mock_openai import ThreadedMock
 from p2.core.process import free_port
+from testkit.mock_openai import ThreadedMock
 from tests.gateway.conftest import KEY, RunningGateway, make_config, running_gateway
 
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from gateway.config import GatewayConfig
-from p2.bench.mock_openai import MockConfig, ThreadedMock
+from testkit.mock_openai import MockConfig, ThreadedMock
 from tests.gateway.conftest import KEY, running_gateway
 
 

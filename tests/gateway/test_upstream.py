@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from gateway.upstream import ConnectError, FirstByteTimeoutError, Pool, get
-from p2.bench.mock_openai import MockConfig, MockServer
 from p2.core.process import free_port
+from testkit.mock_openai import MockConfig, MockServer
 
 BODY = b'{"model": "m", "messages": [{"role": "user", "content": "x"}]}'
 

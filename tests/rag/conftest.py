@@ -19,8 +19,9 @@ from rag.store.base import VectorStore
 from rag.store.factory import qdrant_policy
 from rag.store.retrying import RetryingStore
 from rag.store.server import ServerStore
+from testkit.threadserver import ThreadServer
 from tests.rag.mock_gateway import mock_gateway_app
-from tests.rag.servers import ThreadServer, embedding_app
+from tests.rag.servers import embedding_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

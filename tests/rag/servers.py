@@ -1,4 +1,4 @@
-"""Real HTTP servers for the RAG tests: uvicorn in a thread on a free loopback port."""
+"""Real HTTP peers for the RAG tests, served by ``testkit.threadserver.ThreadServer``."""
 
 from __future__ import annotations
 
@@ -8,37 +8,7 @@ import time
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
-
-from p2.core.process import free_port
-
-
-class ThreadServer:
-    """Serve an ASGI app on 127.0.0.1 from a background thread (real TCP)."""
-
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        self.app: Any = app
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"server on {self.url} did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
 
 
 def embedding_app() -> FastAPI:

@@ -14,8 +14,8 @@ from rag.app import create_app
 from rag.settings import RagSettings
 from rag.store.base import StoredPoint, Where
 from rag.store.edge import EdgeStore
+from testkit.threadserver import ThreadServer
 from tests.rag.corpus import DOCS
-from tests.rag.servers import ThreadServer
 
 
 def _version(tag: str) -> str:

@@ -13,8 +13,8 @@ import pytest
 from p2.core.settings import CoreSettings
 from rag.app import create_app
 from rag.settings import RagSettings
+from testkit.threadserver import ThreadServer
 from tests.rag.corpus import DOCS
-from tests.rag.servers import ThreadServer
 
 QUESTION = "Why can volcanic ash ground aircraft?"
 

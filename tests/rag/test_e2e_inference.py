@@ -18,9 +18,9 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from p2.core.settings import CoreSettings
 from rag.app import create_app
 from rag.settings import RagSettings
+from testkit.threadserver import ThreadServer
 from tests.conftest import RunningServer, start_inference, stop
 from tests.rag.corpus import DOCS
-from tests.rag.servers import ThreadServer
 
 
 @pytest.fixture(scope="module")

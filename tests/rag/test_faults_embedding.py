@@ -20,9 +20,9 @@ from rag import chunking
 from rag.app import create_app
 from rag.settings import RagSettings
 from rag.store.base import VectorStore
+from testkit.threadserver import ThreadServer
 from tests.rag.corpus import DOCS
 from tests.rag.faultproxy import FaultProxy
-from tests.rag.servers import ThreadServer
 
 SIZE, OVERLAP = 300, 50
 EXPECTED = {name: len(chunking.split(text, SIZE, OVERLAP)) for name, text in DOCS.items()}

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from p2.core.settings import CoreSettings
 from rag.app import create_app
 from rag.settings import RagSettings
+from testkit.threadserver import ThreadServer
 from tests.rag.corpus import DOCS
 from tests.rag.fake_qdrant import fake_qdrant_app
 from tests.rag.faultproxy import FaultProxy
-from tests.rag.servers import ThreadServer
 from tests.rag.test_faults_embedding import OVERLAP, SIZE, assert_exactly_once
 
 

@@ -13,9 +13,9 @@ from p2.core.settings import CoreSettings
 from rag import indexer_cli
 from rag.app import create_app
 from rag.settings import RagSettings
+from testkit.threadserver import ThreadServer
 from tests.rag.corpus import DOCS
 from tests.rag.pdfmaker import make_pdf
-from tests.rag.servers import ThreadServer
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 
 from p2.core.process import free_port, spawn, terminate, wait_healthy
+from testkit.threadserver import ThreadServer
 from tests.rag.corpus import DOCS
-from tests.rag.servers import ThreadServer
 
 
 def _start(home: Path, embedding: ThreadServer, gateway: ThreadServer) -> tuple[object, str]:

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from p2.bench.stats import rounded
+from benchmarks.stats import rounded
 from p2.core.process import free_port, running
 from p2.core.settings import CoreSettings
 

@@ -15,9 +15,10 @@ from prometheus_client import start_http_server
 
 from p2.core.process import port_in_use, spawn
 from p2.core.settings import CoreSettings
+from p2.stack.services import default_stack
+from p2.stack.settings import StackSettings
 from p2.supervisor.lock import StackLock
 from p2.supervisor.spec import ServiceSpec, StackError, with_dependencies
-from p2.supervisor.stack import default_stack
 from p2.supervisor.state import StackState, read_state
 from p2.supervisor.supervisor import Supervisor
 
@@ -54,7 +55,7 @@ def endpoint_hint(specs: Sequence[ServiceSpec]) -> str:
     names = {s.name: s for s in specs}
     front = names.get("gateway") or names["inference-chat"]
     base = f"http://127.0.0.1:{front.port}/v1"
-    keyed = "gateway" in names and bool(os.environ.get("P2_API_KEYS", "").strip())
+    keyed = "gateway" in names and bool(StackSettings.from_environ().api_keys)
     auth = ' -H "Authorization: Bearer $P2_API_KEY"' if keyed else ""
     return (
         f"P2 is up: OpenAI endpoint {base}\n"
@@ -70,7 +71,7 @@ async def _run_foreground(specs: Sequence[ServiceSpec], home: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    metrics_port = int(os.environ.get("P2_SUPERVISOR_METRICS_PORT", "8009"))
+    metrics_port = StackSettings.from_environ().supervisor_metrics_port
     if metrics_port:
         try:
             start_http_server(metrics_port, addr="127.0.0.1", registry=supervisor.registry)

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from p2.bench.stats import percentile
+from benchmarks.stats import percentile
 from p2.core.process import ProcessError, free_port, spawn, terminate, wait_healthy
 
 _SKIP = re.compile(

@@ -1,6 +1,6 @@
 """``p2 bench gateway``: P2's gateway against the mock directly and LiteLLM's own proxy.
 
-A fast mock OpenAI backend (``p2.bench.mock_openai``) runs at 0 ms and 50 ms
+A fast mock OpenAI backend (``testkit.mock_openai``) runs at 0 ms and 50 ms
 latency. For each scenario (latency, stream or not, concurrency 32 and
 128) the load generator drives, interleaved: the mock directly, P2's gateway,
 and ``litellm --config`` on the same LiteLLM-format config, closed-loop at
@@ -34,10 +34,11 @@ from typing import Any
 
 import orjson
 
+from benchmarks.stats import percentile, rounded
 from gateway.upstream import Pool, UpstreamError
-from p2.bench.mock_openai import mock_command
-from p2.bench.stats import percentile, rounded
+from p2.core.litellm_config import config, deployment, write_config
 from p2.core.process import free_port, running
+from testkit.mock_openai import mock_command
 
 KEY = "sk-bench-p2"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -205,34 +206,20 @@ class Target:
 
 
 def _write_config(path: Path, mock_ports: dict[float, int]) -> None:
-    models = []
-    names = {lat: f"m{int(lat * 1000)}" for lat in mock_ports}
-    for lat, name in names.items():
+    deployments = []
+    for lat in mock_ports:
         others = [o for o in mock_ports if o != lat]
         for order, backend in enumerate([lat, *others], start=1):
-            models.append(
-                {
-                    "model_name": name,
-                    "litellm_params": {
-                        "model": "openai/mock",
-                        "api_base": f"http://127.0.0.1:{mock_ports[backend]}/v1",
-                        "api_key": "none",
-                        "order": order,
-                    },
-                }
-            )
-    config = {
-        "model_list": models,
-        "router_settings": {
-            "num_retries": 0,
-            "timeout": 60,
-            "allowed_fails": 3,
-            "cooldown_time": 30,
-        },
-        "litellm_settings": {"drop_params": True},
-        "general_settings": {"master_key": KEY},
-    }
-    path.write_text(json.dumps(config, indent=1))  # JSON is valid YAML
+            base = f"http://127.0.0.1:{mock_ports[backend]}/v1"
+            deployments.append(deployment(f"m{int(lat * 1000)}", base, "mock", order))
+    write_config(
+        path,
+        config(
+            deployments,
+            litellm_settings={"drop_params": True},
+            general_settings={"master_key": KEY},
+        ),
+    )
 
 
 def litellm_executable() -> str:

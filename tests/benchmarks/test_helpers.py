@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from p2.bench.failover import EXPECTED, check_stream
-from p2.bench.gateway import summarize
+from benchmarks.failover import EXPECTED, check_stream
+from benchmarks.gateway import summarize
 
 
 def sse(*payloads: dict[str, object]) -> bytes:

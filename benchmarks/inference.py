@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
-from p2.bench.stats import percentile, rounded
+from benchmarks.stats import percentile, rounded
 from p2.core.process import free_port, running
 from p2.core.settings import CoreSettings
 

@@ -32,10 +32,11 @@ from typing import Any
 import httpx
 import orjson
 
+from benchmarks.stats import percentile, rounded
 from gateway.upstream import Pool, UpstreamError
-from p2.bench.mock_openai import mock_command
-from p2.bench.stats import percentile, rounded
+from p2.core.litellm_config import config, deployment, write_config
 from p2.core.process import free_port, spawn, terminate, wait_healthy
+from testkit.mock_openai import mock_command
 
 KEY = "sk-bench-failover"
 EXPECTED = "".join(f"tok{i} " for i in range(8))
@@ -111,37 +112,14 @@ def _mock(port: int, model: str, work: Path) -> subprocess.Popen[bytes]:
 
 
 def _config(path: Path, primary: int, secondary: int) -> None:
-    path.write_text(
-        json.dumps(
-            {
-                "model_list": [
-                    {
-                        "model_name": "chat",
-                        "litellm_params": {
-                            "model": "openai/primary",
-                            "api_base": f"http://127.0.0.1:{primary}/v1",
-                            "api_key": "none",
-                            "order": 1,
-                        },
-                    },
-                    {
-                        "model_name": "chat",
-                        "litellm_params": {
-                            "model": "openai/secondary",
-                            "api_base": f"http://127.0.0.1:{secondary}/v1",
-                            "api_key": "none",
-                            "order": 2,
-                        },
-                    },
-                ],
-                "router_settings": {
-                    "num_retries": 0,
-                    "timeout": 60,
-                    "allowed_fails": 3,
-                    "cooldown_time": 30,
-                },
-            }
-        )
+    write_config(
+        path,
+        config(
+            [
+                deployment("chat", f"http://127.0.0.1:{primary}/v1", "primary", 1),
+                deployment("chat", f"http://127.0.0.1:{secondary}/v1", "secondary", 2),
+            ]
+        ),
     )
 
 

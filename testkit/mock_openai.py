@@ -18,7 +18,7 @@ latency and failure mode:
 The mode can be changed at run time with ``POST /_mock/config`` (JSON with any
 of ``mode``, ``latency``, ``chunks``, ``chunk_delay``, ``die_after``) and the
 request counts read with ``GET /_mock/stats``. Run it with
-``python -m p2.bench.mock_openai --port 9001 [--latency 0.05] [--model chat]``.
+``python -m testkit.mock_openai --port 9001 [--latency 0.05] [--model chat]``.
 """
 
 from __future__ import annotations
@@ -424,11 +424,11 @@ class ThreadedMock:
 
 def mock_command(port: int, *options: str) -> list[str]:
     """The command line that runs this mock on ``port`` with ``options`` (``--latency 0.05``)."""
-    return [sys.executable, "-m", "p2.bench.mock_openai", "--port", str(port), *options]
+    return [sys.executable, "-m", "testkit.mock_openai", "--port", str(port), *options]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m p2.bench.mock_openai")
+    parser = argparse.ArgumentParser(prog="python -m testkit.mock_openai")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--latency", type=float, default=0.0)

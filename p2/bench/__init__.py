@@ -1,1 +1,0 @@
-"""Benchmarks run by ``p2 bench NAME``: each measures its reference in the same run."""
