@@ -27,11 +27,15 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# config/ holds the shipped files that p2/core/shipped links to (package data).
+COPY config ./config
 COPY p2 ./p2
 COPY inference ./inference
 COPY gateway ./gateway
 COPY embedding ./embedding
 COPY rag ./rag
+COPY benchmarks ./benchmarks
+COPY testkit ./testkit
 RUN pip install . "torch==${TORCH_VERSION}"
 
 FROM ${PYTHON_IMAGE}

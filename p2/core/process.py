@@ -7,12 +7,16 @@ benchmarks and tests, and by the ``p2 up`` supervisor.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -34,14 +38,43 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+_PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None = None
+if sys.platform == "linux":  # resolved here, so the forked child only calls into C
+    with contextlib.suppress(OSError, AttributeError):
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+# The kernel sends the parent-death signal when the *thread* that forked the child
+# exits, so children are forked from the main thread or from this one, which lives as
+# long as the process: a child spawned by a short-lived loader thread would otherwise
+# be killed the moment that thread finishes.
+_spawner = ThreadPoolExecutor(1, thread_name_prefix="p2-spawner")
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    def arm() -> None:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
 def spawn(
     argv: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
     cwd: Path | None = None,
+    die_with_parent: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new session so the whole group can be signalled."""
+    """Start ``argv`` in a new session so the whole group can be signalled.
+
+    With ``die_with_parent`` (Linux) the child gets SIGTERM when this process dies,
+    however it dies (kill -9 and the OOM killer included): no model server is left
+    holding memory after its owner is gone.
+    """
     full_env = {**os.environ, **(env or {})}
     out: int | object = subprocess.DEVNULL
     handle = None
@@ -49,7 +82,8 @@ def spawn(
         log_path.parent.mkdir(parents=True, exist_ok=True)
         handle = log_path.open("ab")
         out = handle
-    try:
+
+    def popen() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             list(argv),
             env=full_env,
@@ -58,7 +92,13 @@ def spawn(
             stdin=subprocess.DEVNULL,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with(os.getpid()) if die_with_parent else None,
         )
+
+    try:
+        if not die_with_parent or threading.current_thread() is threading.main_thread():
+            return popen()
+        return _spawner.submit(popen).result()
     finally:
         if handle is not None:
             handle.close()

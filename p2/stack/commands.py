@@ -19,7 +19,7 @@ from p2.stack.services import default_stack
 from p2.stack.settings import StackSettings
 from p2.supervisor.lock import StackLock
 from p2.supervisor.spec import ServiceSpec, StackError, with_dependencies
-from p2.supervisor.state import StackState, read_state
+from p2.supervisor.state import Health, Phase, StackState, read_state
 from p2.supervisor.supervisor import Supervisor
 
 DETACH_TIMEOUT = 900.0
@@ -34,6 +34,40 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+def _is_service(pid: int) -> bool:
+    """Whether ``pid`` still runs a P2 service (not a recycled pid of something else)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return b"serve" in argv and stat.split(") ", 1)[-1][:1] != "Z"
+
+
+def clean_leftovers(home: Path, grace: float = 10.0) -> list[str]:
+    """Stop the services a supervisor that died left running; their names.
+
+    Services die with their supervisor (a parent-death signal), but one that
+    ignores SIGTERM, or runs where that signal is not available, would keep its
+    port and its model memory, and the next ``p2 up`` could not start.
+    """
+    state = read_state(home)
+    if state is None or StackLock(home).held_elsewhere():
+        return []
+    left = [s for s in state.services.values() if s.pid and _is_service(s.pid)]
+    for service in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(service.pid or 0, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_is_service(s.pid or 0) for s in left):
+        time.sleep(0.1)
+    for service in left:
+        if _is_service(service.pid or 0):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(service.pid or 0, signal.SIGKILL)
+    return [s.name for s in left]
+
+
 def check_can_start(specs: Sequence[ServiceSpec], lock: StackLock, home: Path) -> None:
     if lock.held_elsewhere():
         state = read_state(home)
@@ -42,6 +76,9 @@ def check_can_start(specs: Sequence[ServiceSpec], lock: StackLock, home: Path) -
             f"P2 is already running (supervisor pid {pid}): "
             "`p2 status` shows it, `p2 down` stops it."
         )
+    cleaned = clean_leftovers(home)
+    if cleaned:
+        _say(f"stopped {', '.join(cleaned)}, left running by a supervisor that died")
     taken = [s for s in specs if port_in_use(s.host, s.port)]
     if taken:
         names = ", ".join(f"port {s.port} ({s.name})" for s in taken)
@@ -117,7 +154,7 @@ def up(*, detach: bool, only: Sequence[str] = ()) -> None:
 def _detach(specs: Sequence[ServiceSpec], home: Path, only: Sequence[str]) -> None:
     log = home / "logs" / "supervisor.log"
     argv = [sys.executable, "-m", "p2", "up", *(["--only", ",".join(only)] if only else [])]
-    proc = spawn(argv, log_path=log)
+    proc = spawn(argv, log_path=log, die_with_parent=False)  # it outlives `p2 up -d`
     announced: set[str] = set()
     deadline = time.monotonic() + DETACH_TIMEOUT
     started = time.monotonic()
@@ -128,13 +165,13 @@ def _detach(specs: Sequence[ServiceSpec], home: Path, only: Sequence[str]) -> No
         state = read_state(home)
         if state is not None and state.supervisor_pid == proc.pid:
             for name, service in state.services.items():
-                if service.health == "healthy" and name not in announced:
+                if service.health is Health.HEALTHY and name not in announced:
                     announced.add(name)
                     _say(f"✔ {name} healthy on :{service.port}")
             failing = [
                 s
                 for s in state.services.values()
-                if s.restarts >= GIVE_UP_AFTER and s.health != "healthy"
+                if s.restarts >= GIVE_UP_AFTER and s.health is not Health.HEALTHY
             ]
             if failing:
                 names = "; ".join(f"{s.name}: {s.last_error}" for s in failing)
@@ -142,7 +179,7 @@ def _detach(specs: Sequence[ServiceSpec], home: Path, only: Sequence[str]) -> No
                     f"{names}. The supervisor keeps retrying in the background; see "
                     f"`p2 logs {failing[0].name}`, or `p2 down` to stop everything."
                 )
-            if state.phase == "up":
+            if state.phase is Phase.UP:
                 _say(
                     f"all {len(specs)} services healthy in {time.monotonic() - started:.1f}s "
                     f"(supervisor pid {proc.pid}; `p2 down` stops it)"
@@ -158,6 +195,9 @@ def down(grace: float = 30.0) -> str:
     lock = StackLock(home)
     state = read_state(home)
     if not lock.held_elsewhere() or state is None:
+        cleaned = clean_leftovers(home)
+        if cleaned:
+            return f"P2's supervisor had died; stopped what it left running: {', '.join(cleaned)}."
         return "P2 is not running."
     with contextlib.suppress(ProcessLookupError):
         os.kill(state.supervisor_pid, signal.SIGTERM)
@@ -211,7 +251,7 @@ def status() -> tuple[str, bool]:
         for row in rows
     ]
     lines.append(f"supervisor pid {state.supervisor_pid}, phase {state.phase}")
-    ok = all(s.health == "healthy" for s in state.services.values())
+    ok = all(s.health is Health.HEALTHY for s in state.services.values())
     return "\n".join(lines), ok
 
 

@@ -13,12 +13,14 @@ import httpx
 
 from p2.core.process import spawn, terminate
 from p2.supervisor.spec import ServiceSpec
-from p2.supervisor.state import ServiceState
+from p2.supervisor.state import Health, ServiceState
 
 log = logging.getLogger("p2.supervisor")
 
 POLL = 0.25
+MIN_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
+STABLE_AFTER = 60.0  # healthy this long resets the backoff; a flapping service keeps backing off
 STOP_GRACE = 10.0
 
 
@@ -48,24 +50,27 @@ class ServiceRunner:
     async def run(self, dependencies: Sequence[ServiceRunner]) -> None:
         """Start once dependencies are healthy; keep the service alive until stopped."""
         if dependencies:
-            self._set("waiting")
+            self._set(Health.WAITING)
             for dep in dependencies:
                 await dep.healthy.wait()
-        backoff = 1.0
+        backoff = MIN_BACKOFF
         while not self._stopping:
             self._start()
             reason = await self._until_healthy()
             if reason is None:
-                backoff = 1.0
+                healthy_since = time.monotonic()
                 reason = await self._watch()
+                if time.monotonic() - healthy_since >= STABLE_AFTER:
+                    backoff = MIN_BACKOFF  # it ran well for a while: a fresh failure
+
             if self._stopping:
                 return
             self.healthy.clear()
             self.state.restarts += 1
             self.state.last_error = reason
-            self._set("restarting")
+            self._set(Health.RESTARTING)
             self._say(
-                f"↻ {self.spec.name} {reason}; restarting in {backoff:.0f}s "
+                f"↻ {self.spec.name} {reason}; restarting in {backoff:g}s "
                 f"(restart {self.state.restarts})"
             )
             log.warning("%s %s; restart %d", self.spec.name, reason, self.state.restarts)
@@ -78,7 +83,7 @@ class ServiceRunner:
         self.state.pid = self.proc.pid
         self.state.started_at = time.time()
         self.state.healthy_at = None
-        self._set("starting")
+        self._set(Health.STARTING)
 
     async def probe(self, client: httpx.AsyncClient, limit: float) -> str | None:
         """None when healthy, else why not."""
@@ -103,7 +108,7 @@ class ServiceRunner:
                     return f"exited with code {self.proc.returncode} while starting"
                 if await self.probe(client, min(probe.timeout, 5.0)) is None:
                     self.state.healthy_at = time.time()
-                    self._set("healthy")
+                    self._set(Health.HEALTHY)
                     self.healthy.set()
                     started = self.state.started_at or self.state.healthy_at
                     self._say(
@@ -129,12 +134,12 @@ class ServiceRunner:
                     problem = await self.probe(client, probe.timeout)
                     if problem is None:
                         if failures:
-                            self._set("healthy")
+                            self._set(Health.HEALTHY)
                         failures = 0
                     else:
                         failures += 1
                         self.state.last_error = problem
-                        self._set("unhealthy")
+                        self._set(Health.UNHEALTHY)
                         if failures >= probe.retries:
                             return f"unhealthy: {problem} ({failures} times)"
                     next_probe = time.monotonic() + probe.interval
@@ -149,8 +154,8 @@ class ServiceRunner:
         self._stopping = True
         await self._kill()
         self.healthy.clear()
-        self._set("stopped")
+        self._set(Health.STOPPED)
 
-    def _set(self, health: str) -> None:
+    def _set(self, health: Health) -> None:
         self.state.health = health
         self._changed()

@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from p2.core.files import atomic_write
+
+
+class Health(StrEnum):
+    """Where a supervised service is in its life; shown by ``p2 status``."""
+
+    WAITING = "waiting"  # for its dependencies to be healthy
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"  # failing probes, not yet restarted
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+
+
+class Phase(StrEnum):
+    """The stack as a whole."""
+
+    STARTING = "starting"
+    UP = "up"  # every service was healthy at least once
+    STOPPING = "stopping"
+    STOPPED = "stopped"
 
 
 @dataclass
@@ -14,7 +36,7 @@ class ServiceState:
     name: str
     port: int
     pid: int | None = None
-    health: str = "waiting"  # waiting, starting, healthy, unhealthy, restarting, failed, stopped
+    health: Health = Health.WAITING
     restarts: int = 0
     started_at: float | None = None
     healthy_at: float | None = None
@@ -26,7 +48,7 @@ class StackState:
     supervisor_pid: int
     started_at: float
     services: dict[str, ServiceState] = field(default_factory=dict)
-    phase: str = "starting"  # starting, up, stopping, stopped, failed
+    phase: Phase = Phase.STARTING
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -34,7 +56,11 @@ class StackState:
     @classmethod
     def from_json(cls, text: str) -> StackState:
         raw: dict[str, Any] = json.loads(text)
-        services = {k: ServiceState(**v) for k, v in raw.pop("services", {}).items()}
+        services = {}
+        for name, value in raw.pop("services", {}).items():
+            value["health"] = Health(value.get("health", Health.WAITING))
+            services[name] = ServiceState(**value)
+        raw["phase"] = Phase(raw.get("phase", Phase.STARTING))
         return cls(services=services, **raw)
 
 
@@ -49,14 +75,11 @@ def state_path(home: Path) -> Path:
 
 
 def write_state(home: Path, state: StackState) -> None:
-    target = state_path(home)
-    partial = target.with_suffix(".tmp")
-    partial.write_text(state.to_json())
-    os.replace(partial, target)
+    atomic_write(state_path(home), state.to_json(), fsync=False)
 
 
 def read_state(home: Path) -> StackState | None:
     try:
         return StackState.from_json(state_path(home).read_text())
-    except (FileNotFoundError, json.JSONDecodeError, TypeError):
+    except (FileNotFoundError, json.JSONDecodeError, TypeError, ValueError):
         return None

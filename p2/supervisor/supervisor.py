@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from p2.supervisor.runner import ServiceRunner
 from p2.supervisor.spec import ServiceSpec, start_order
-from p2.supervisor.state import ServiceState, StackState, write_state
+from p2.supervisor.state import Health, Phase, ServiceState, StackState, write_state
 
 
 def _restarts_of(state: ServiceState) -> Callable[[], float]:
@@ -20,7 +20,7 @@ def _restarts_of(state: ServiceState) -> Callable[[], float]:
 
 
 def _up_of(state: ServiceState) -> Callable[[], float]:
-    return lambda: 1.0 if state.health == "healthy" else 0.0
+    return lambda: 1.0 if state.health is Health.HEALTHY else 0.0
 
 
 class Supervisor:
@@ -70,17 +70,17 @@ class Supervisor:
 
     async def wait_healthy(self) -> None:
         await asyncio.gather(*(r.healthy.wait() for r in self.runners.values()))
-        self.state.phase = "up"
+        self.state.phase = Phase.UP
         self._changed()
 
     async def stop(self) -> None:
         """Dependents first, so nothing sees its dependency vanish while serving."""
-        self.state.phase = "stopping"
+        self.state.phase = Phase.STOPPING
         self._changed()
         for spec in reversed(self.specs):
             await self.runners[spec.name].stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.state.phase = "stopped"
+        self.state.phase = Phase.STOPPED
         self._changed()

@@ -53,3 +53,42 @@ def test_running_yields_a_healthy_child_and_stops_it_even_on_error(tmp_path: Pat
         assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
         raise RuntimeError("boom")
     assert proc.poll() is not None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_child_dies_with_its_parent_even_after_kill_9(tmp_path: Path) -> None:
+    """The llama-server-under-inference case: spawned by a loader thread that has ended."""
+    pid_file = tmp_path / "grandchild.pid"
+    parent_code = (
+        "import sys, threading, time\n"
+        "from p2.core.process import spawn\n"
+        "def load():\n"
+        "    child = spawn([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"    open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "t = threading.Thread(target=load); t.start(); t.join()\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code])
+    try:
+        deadline = time.monotonic() + 20
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the parent never spawned its child"
+            time.sleep(0.05)
+        grandchild = int(pid_file.read_text())
+        time.sleep(0.5)
+        assert _alive(grandchild), "the child must outlive the thread that spawned it"
+        parent.kill()  # SIGKILL: no cleanup code runs in the parent
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(grandchild), "orphan left running after its parent was killed"
+    finally:
+        parent.kill()

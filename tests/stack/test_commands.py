@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from p2.core.process import free_port
+from p2.supervisor.state import ServiceState, StackState, write_state
 
 ONLY = "inference-chat,inference-code"
 
@@ -98,3 +100,42 @@ def test_a_taken_port_is_named(stack_env: dict[str, str]) -> None:
         result = p2(stack_env, "up", "--detach", "--only", ONLY)
     assert result.returncode == 1
     assert f"port {stack_env['CODE_PORT']} (inference-code) already in use" in result.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.split(") ", 1)[1][0] != "Z"
+
+
+def test_kill_9_of_the_supervisor_takes_its_services_along(stack_env: dict[str, str]) -> None:
+    started = p2(stack_env, "up", "--detach", "--only", ONLY)
+    assert started.returncode == 0, started.stderr + started.stdout
+    state = json.loads((Path(stack_env["P2_HOME"]) / "run" / "state.json").read_text())
+    services = [s["pid"] for s in state["services"].values()]
+    os.kill(state["supervisor_pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in services) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in services), "services outlived their supervisor"
+    again = p2(stack_env, "up", "--detach", "--only", ONLY)  # ports and lock are free again
+    assert again.returncode == 0, again.stderr + again.stdout
+
+
+STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+
+
+def test_down_stops_what_a_dead_supervisor_left_running(stack_env: dict[str, str]) -> None:
+    """A service that ignores SIGTERM survives its supervisor; down (or the next up) ends it."""
+    home = Path(stack_env["P2_HOME"])
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", STUBBORN, "serve", "inference"], start_new_session=True
+    )
+    state = StackState(supervisor_pid=2**22 + 1, started_at=time.time())  # long gone
+    state.services["inference-chat"] = ServiceState("inference-chat", 1, pid=stubborn.pid)
+    write_state(home, state)
+    result = p2(stack_env, "down")
+    assert "stopped what it left running: inference-chat" in result.stdout
+    assert stubborn.wait(15) == -signal.SIGKILL

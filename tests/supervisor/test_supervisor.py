@@ -10,9 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from p2.core.process import free_port
+from p2.supervisor import runner
 from p2.supervisor.spec import Probe, ServiceSpec
+from p2.supervisor.state import Health
 from p2.supervisor.supervisor import Supervisor
 
 FAST = Probe(interval=0.3, timeout=0.5, start_period=30, retries=2)
@@ -52,7 +55,7 @@ async def test_start_order_crash_and_hang_recovery(tiny_gguf: Path, tmp_path: Pa
         assert crashed_pid is not None
         os.kill(crashed_pid, signal.SIGKILL)
         await _until(
-            lambda: services["left"].restarts == 1 and services["left"].health == "healthy"
+            lambda: services["left"].restarts == 1 and services["left"].health is Health.HEALTHY
         )
         assert services["left"].pid != crashed_pid
 
@@ -61,7 +64,7 @@ async def test_start_order_crash_and_hang_recovery(tiny_gguf: Path, tmp_path: Pa
         assert hung_pid is not None
         os.kill(hung_pid, signal.SIGSTOP)
         await _until(
-            lambda: services["right"].restarts == 1 and services["right"].health == "healthy"
+            lambda: services["right"].restarts == 1 and services["right"].health is Health.HEALTHY
         )
         assert "timed out" in services["right"].last_error
         async with httpx.AsyncClient() as client:
@@ -70,10 +73,41 @@ async def test_start_order_crash_and_hang_recovery(tiny_gguf: Path, tmp_path: Pa
     finally:
         await supervisor.stop()
     for state in services.values():
-        assert state.health == "stopped"
+        assert state.health is Health.STOPPED
         assert state.pid is not None
         try:
             os.kill(state.pid, 0)
         except ProcessLookupError:
             continue
         raise AssertionError(f"{state.name} (pid {state.pid}) still running after stop")
+
+
+FLAPPING = """
+import http.server, sys, threading, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+time.sleep(0.3)  # healthy for a moment, then it crashes
+"""
+
+
+async def test_a_flapping_service_backs_off_instead_of_looping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "MIN_BACKOFF", 0.1)
+    port = free_port()
+    fast = Probe(interval=0.05, timeout=0.5, start_period=5, retries=1)
+    spec = ServiceSpec("flappy", (sys.executable, "-c", FLAPPING, str(port)), port, probe=fast)
+    said: list[str] = []
+    supervisor = Supervisor([spec], tmp_path, say=said.append)
+    await supervisor.start()
+    try:
+        await _until(lambda: supervisor.state.services["flappy"].restarts >= 4, timeout=30)
+    finally:
+        await supervisor.stop()
+    delays = [float(line.split("restarting in ")[1].split("s ")[0]) for line in said if "↻" in line]
+    assert delays[:4] == [0.1, 0.2, 0.4, 0.8]  # each crash waits twice as long, up to a cap
