@@ -161,9 +161,9 @@ def run(
             failovers = [
                 line
                 for line in httpx.get(f"http://127.0.0.1:{gw_port}/metrics").text.splitlines()
-                if line.startswith("failovers_total")
+                if line.startswith("p2_gateway_failovers_total")
             ]
-            report["failovers_total"] = failovers
+            report["p2_gateway_failovers_total"] = failovers
             report["gateway_log_tail"] = (work / "gateway.log").read_text()[-1500:]
         finally:
             for proc in procs:

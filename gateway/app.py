@@ -1,14 +1,16 @@
 """App factory: config + settings → the gateway's Starlette app, routes and middleware.
 
-Plain Starlette, not FastAPI: the gateway validates little and forwards
-bytes, and FastAPI's per-request layers (telemetry, body limit, exit stack)
-would cost more than the gateway's own work.
+Plain Starlette, not FastAPI (``p2.core.app.service_app``): the gateway
+validates little and forwards bytes, and FastAPI's per-request layers
+(telemetry, body limit, exit stack) would cost more than the gateway's own
+work. The parts every service shares still come from ``p2.core``: the
+OpenAI-format error handlers, the key check and the key settings.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
@@ -20,19 +22,22 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import config as config_module
-from gateway.auth import ApiKeyAuth
 from gateway.backends import Registry
 from gateway.config import DeploymentSpec, GatewayConfig
 from gateway.forwarding import Forwarder
-from gateway.httpmetrics import HttpMetrics, HttpMetricsMiddleware
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import CountRequests, GatewayMetrics
 from gateway.prober import Prober
 from gateway.routes import build_routes
-from gateway.serving import EMBEDDING_GROUP, INTERNAL_GROUPS, RAG_GROUP, GatewayService
+from gateway.service import EMBEDDING_GROUP, INTERNAL_GROUPS, RAG_GROUP, GatewayService
 from gateway.settings import GatewaySettings
+from p2.core.auth import RequireKey
 from p2.core.errors import exception_handlers
+from p2.core.keys import Access, AccessPolicy, Keyring, KeySettings, rule
 
 log = logging.getLogger("p2.gateway")
+
+# Probes and scrapes: not counted as requests (as every service's CountRequests does).
+UNCOUNTED = frozenset({"/health", "/health/ready", "/metrics"})
 
 
 def service_api_base(url: str) -> str:
@@ -49,32 +54,9 @@ def with_service(config: GatewayConfig, group: str, url: str | None) -> GatewayC
     return replace(config, deployments=(*config.deployments, spec))
 
 
-def _instrumentation(metrics: GatewayMetrics) -> Middleware:
-    """prometheus-fastapi-instrumentator's ASGI middleware (works on any Starlette app)."""
-    from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
-
-    return Middleware(
-        PrometheusInstrumentatorMiddleware,
-        registry=metrics.registry,
-        excluded_handlers=["/metrics"],
-        should_group_status_codes=False,
-    )
-
-
-def _http_metrics(kind: str, metrics: GatewayMetrics, routes: list[Route]) -> list[Middleware]:
-    if kind == "instrumentator":
-        return [_instrumentation(metrics)]
-    if kind == "lean":
-        paths = frozenset(r.path for r in routes)
-        return [
-            Middleware(
-                HttpMetricsMiddleware,
-                metrics=HttpMetrics(metrics.registry),
-                handlers=paths,
-                excluded=frozenset({"/metrics"}),
-            )
-        ]
-    return []
+def access_policy(open_paths: Iterable[str]) -> AccessPolicy:
+    """Each of ``GATEWAY_OPEN_PATHS`` needs no key (any method); every other path needs one."""
+    return AccessPolicy(tuple(rule(path, Access.OPEN) for path in open_paths))
 
 
 def _metrics_route(metrics: GatewayMetrics) -> Route:
@@ -84,12 +66,31 @@ def _metrics_route(metrics: GatewayMetrics) -> Route:
     return Route("/metrics", expose, methods=["GET"])
 
 
+def _middleware(
+    settings: GatewaySettings, keyring: Keyring, metrics: GatewayMetrics, routes: list[Route]
+) -> list[Middleware]:
+    """Request counting outermost (refused requests count too), then the key check."""
+    middleware = []
+    if settings.http_metrics == "lean":
+        paths = frozenset(r.path for r in routes)
+        middleware.append(Middleware(CountRequests, metrics=metrics, routes=paths, skip=UNCOUNTED))
+    if not keyring.open:
+        policy = access_policy(settings.open_path_list())
+        middleware.append(Middleware(RequireKey, keyring=keyring, policy=policy))
+    return middleware
+
+
 def create_app(
-    settings: GatewaySettings | None = None, config: GatewayConfig | None = None
+    settings: GatewaySettings | None = None,
+    config: GatewayConfig | None = None,
+    *,
+    keyring: Keyring | None = None,
 ) -> Starlette:
-    """Build the gateway; ``config`` defaults to the file named by ``settings.config``."""
+    """Build the gateway; ``config`` defaults to the file named by ``settings.config``,
+    ``keyring`` to the keys of ``P2_API_KEYS`` and its kin (none: the gateway is open)."""
     settings = settings or GatewaySettings()
     config = config or config_module.load(settings.config_path())
+    keyring = keyring if keyring is not None else KeySettings().keyring()
     config = with_service(config, EMBEDDING_GROUP, settings.embedding_url)
     config = with_service(config, RAG_GROUP, settings.rag_url)
     request_timeout = settings.request_timeout or config.router.timeout
@@ -131,18 +132,12 @@ def create_app(
             registry.close()
 
     routes = [*build_routes(service), _metrics_route(metrics)]
-    middleware = _http_metrics(settings.http_metrics, metrics, routes)
-    middleware.append(
-        Middleware(ApiKeyAuth, keys=settings.keys(), open_paths=settings.open_path_set())
-    )
     app = Starlette(
         routes=routes,
-        middleware=middleware,
+        middleware=_middleware(settings, keyring, metrics, routes),
         exception_handlers=exception_handlers("gateway"),
         lifespan=lifespan,
     )
     app.state.service = service
     app.state.registry = registry
-    app.state.metrics = metrics
-    app.state.prober = prober
     return app

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 import orjson
 
@@ -26,6 +27,16 @@ from gateway.metrics import GatewayMetrics
 from gateway.upstream import Pool
 
 log = logging.getLogger("p2.gateway.backends")
+
+
+class BackendState(StrEnum):
+    """What the gateway knows of a backend's health (its JSON value in ``/health/ready``)."""
+
+    UNKNOWN = "unknown"  # not probed yet
+    UP = "up"  # its /health answered 200
+    LOADING = "loading"  # its /health answered 503: starting or loading its model
+    DOWN = "down"  # ejected: a failure, or a probe that failed
+    COOLDOWN = "cooldown"  # answering 429/5xx too often; back after cooldown_time
 
 
 class Backend:
@@ -47,7 +58,7 @@ class Backend:
         root = self.prefix.removesuffix("/v1")
         self.health_path = f"{root}/health"
         self.auth = f"Authorization: Bearer {api_key}\r\n".encode() if api_key else b""
-        self.state = "unknown"
+        self.state = BackendState.UNKNOWN
         self.detail = "not probed yet"
         self.ejected = False
         self.cooldown_until = 0.0
@@ -69,7 +80,7 @@ class Backend:
         if not self.ejected:
             log.warning("backend %s ejected: %s", self.name, reason)
         self.ejected = True
-        self.state, self.detail = "down", reason
+        self.state, self.detail = BackendState.DOWN, reason
         self._up.set(0)
         if abort_inflight:
             self.pool.abort_all(reason)
@@ -79,7 +90,7 @@ class Backend:
         if self.ejected:
             log.info("backend %s back in rotation", self.name)
         self.ejected = False
-        self.state, self.detail = "up", "ok"
+        self.state, self.detail = BackendState.UP, "ok"
         if time.monotonic() >= self.cooldown_until:
             self._up.set(1)
 
@@ -108,7 +119,7 @@ class Backend:
         now = time.monotonic()
         state = self.state
         if not self.ejected and now < self.cooldown_until:
-            state = "cooldown"
+            state = BackendState.COOLDOWN
         return {
             "backend": self.name,
             "api_base": self.api_base,
@@ -184,13 +195,6 @@ class Registry:
         if len(first) == len(deployments):
             return first
         return first + [d for d in deployments if not d.backend.in_rotation(now)]
-
-    def ready(self) -> bool:
-        now = time.monotonic()
-        return all(
-            any(d.backend.state == "up" and d.backend.in_rotation(now) for d in ds)
-            for ds in self.groups.values()
-        )
 
     def close(self) -> None:
         for backend in self.backends.values():

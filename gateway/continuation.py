@@ -13,17 +13,17 @@ model, no second role delta), so the client sees one unbroken stream.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from p2.core.sse import sse
 
 CONTINUE_INSTRUCTION = (
     "Your previous reply was cut off. Continue it exactly from where it stopped: "
     "do not repeat any of it, do not acknowledge this message, output only the rest."
 )
-
-DONE = b"data: [DONE]\n\n"
 
 
 class CannotContinue(Exception):
@@ -40,7 +40,6 @@ class Progress:
     ident: str | None = None
     model: str | None = None
     created: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _events(raw: bytes) -> list[Any]:
@@ -154,5 +153,5 @@ class Rewriter:
             if isinstance(payload, dict):
                 fixed = self._fix(payload)
                 if fixed is not None:
-                    out.append(b"data: " + orjson.dumps(fixed) + b"\n\n")
+                    out.append(sse(fixed))
         return b"".join(out)

@@ -35,7 +35,6 @@ from p2.core.errors import GatewayTimeout, ServiceUnavailable
 log = logging.getLogger("p2.gateway.forwarding")
 
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
-_LOOKUP_HEADERS = (b"content-type", b"retry-after")
 
 
 @dataclass
@@ -45,7 +44,6 @@ class Call:
     group: str
     path: str  # endpoint below the backend's api_base, e.g. "/chat/completions"
     body: dict[str, Any]
-    stream: bool
     started: float
     deadline: float
     tried: set[str] = field(default_factory=set)

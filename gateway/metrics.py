@@ -1,62 +1,149 @@
-"""The gateway's Prometheus collectors, all on one per-app registry.
+"""The gateway's Prometheus collectors, all on one per-app registry, and its request counter.
 
-HTTP request metrics come from prometheus-fastapi-instrumentator's ASGI
-middleware; the gateway adds what only it knows: per-backend outcomes,
-failovers, backend health, time to first token and tokens. One process owns
-the registry, so counters never go backwards between scrapes.
+Names follow P2's convention (``p2_gateway_<what>_<unit>``; a Counter gets
+``_total`` on the wire). Besides the HTTP requests every service counts, the
+gateway records what only it knows: per-backend outcomes, failovers, backend
+health, time to first token, tokens and stream continuations. One process
+owns the registry, so counters never go backwards between scrapes.
 """
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+DURATION_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
+UNMATCHED = "unmatched"
 
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.requests = Counter(
+            "p2_gateway_requests",
+            "HTTP requests by route and status.",
+            ("route", "status"),
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "p2_gateway_request_duration_seconds",
+            "From request arrival to the end of the response (the whole stream), by route.",
+            ("route",),
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.backend_requests = Counter(
-            "gateway_backend_requests",
+            "p2_gateway_backend_requests",
             "Requests sent to each backend, by outcome.",
             ("backend", "outcome"),
             registry=r,
         )
         self.backend_errors = Counter(
-            "gateway_backend_errors",
+            "p2_gateway_backend_errors",
             "Failed attempts on each backend, by reason.",
             ("backend", "reason"),
             registry=r,
         )
         self.failovers = Counter(
-            "failovers",
+            "p2_gateway_failovers",
             "Requests moved from one backend to the next.",
             ("from", "to", "reason"),
             registry=r,
         )
         self.backend_up = Gauge(
-            "gateway_backend_up",
+            "p2_gateway_backend_up",
             "1 when a backend is in rotation, 0 when it is out.",
             ("backend",),
             registry=r,
         )
         self.ttft = Histogram(
-            "gateway_time_to_first_token_seconds",
+            "p2_gateway_time_to_first_token_seconds",
             "From request arrival to the first streamed token sent to the client.",
             ("model",),
             buckets=TTFT_BUCKETS,
             registry=r,
         )
         self.tokens = Counter(
-            "gateway_tokens",
+            "p2_gateway_tokens",
             "Tokens served, from backend usage (or streamed chunks).",
             ("model", "kind"),
             registry=r,
         )
         self.continuations = Counter(
-            "gateway_stream_continuations",
+            "p2_gateway_stream_continuations",
             "Streams continued on another backend after their backend died mid-stream.",
             ("model", "outcome"),
             registry=r,
         )
+
+
+class CountRequests:
+    """Plain ASGI: ``p2_gateway_requests_total`` and the request duration, by route and status.
+
+    ``routes`` are the app's route paths (the gateway's have no parameters, so
+    the path is the route); other paths count as ``unmatched``. Label children
+    are cached per (route, status), so a request costs two dict lookups and
+    two observations, not a label resolution each.
+    """
+
+    def __init__(
+        self, app: ASGIApp, metrics: GatewayMetrics, routes: frozenset[str], skip: frozenset[str]
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+        self.skip = skip
+        self._counts: dict[tuple[str, int], Any] = {}
+        self._durations: dict[str, Any] = {}
+
+    def _record(self, route: str, status: int, seconds: float) -> None:
+        count = self._counts.get((route, status))
+        if count is None:
+            count = self._counts[(route, status)] = self.metrics.requests.labels(route, str(status))
+        duration = self._durations.get(route)
+        if duration is None:
+            duration = self._durations[route] = self.metrics.request_duration.labels(route)
+        count.inc()
+        duration.observe(seconds)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.skip:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = path if path in self.routes else UNMATCHED
+            self._record(route, status, time.perf_counter() - started)

@@ -13,7 +13,7 @@ import logging
 
 import orjson
 
-from gateway.backends import Backend, Registry
+from gateway.backends import Backend, BackendState, Registry
 from gateway.upstream import UpstreamError, get
 
 log = logging.getLogger("p2.gateway.prober")
@@ -42,7 +42,7 @@ async def probe(backend: Backend, limit: float) -> bool:
         return True
     backend.eject(_detail(status, body))
     if status == 503:
-        backend.state = "loading"
+        backend.state = BackendState.LOADING
     return False
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.serving import GatewayService, json_response
+from gateway.service import GatewayService, json_response
 
 
 def build_routes(service: GatewayService) -> list[Route]:

@@ -2,7 +2,8 @@
 
 Every variable is documented in ``docs/gateway.md``. Names without the ``P2_``
 prefix (``LLM_REQUEST_TIMEOUT``, ``EMBEDDING_URL``) are the ones the
-operators' guide uses.
+operators' guide uses. API keys (``P2_API_KEYS``...) are ``p2.core.keys.KeySettings``
+and the log level (``P2_LOG_LEVEL``) is ``p2.core.settings.CoreSettings``.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(
         4 * 1024 * 1024, gt=0, validation_alias=_env("GATEWAY_MAX_BODY_BYTES")
     )
-    api_keys: str = Field("", validation_alias=_env("P2_API_KEYS"), repr=False)
-    api_keys_file: Path | None = Field(None, validation_alias=_env("P2_API_KEYS_FILE"))
     open_paths: str = Field(
         "/health,/health/ready,/metrics",
         validation_alias=_env("GATEWAY_OPEN_PATHS"),
@@ -55,25 +54,14 @@ class GatewaySettings(ServiceSettings):
 
     embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL"))
     rag_url: str | None = Field(None, validation_alias=_env("RAG_URL"))
-    http_metrics: Literal["lean", "instrumentator", "off"] = Field(
+    http_metrics: Literal["lean", "off"] = Field(
         "lean", validation_alias=_env("GATEWAY_HTTP_METRICS")
     )
-    log_level: str = Field("info", validation_alias=_env("P2_LOG_LEVEL"))
 
     @field_validator("embedding_url", "rag_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
-
-    def keys(self) -> frozenset[str]:
-        """Accepted API keys: ``P2_API_KEYS`` (comma-separated) plus one per line of the file."""
-        keys = {k.strip() for k in self.api_keys.split(",") if k.strip()}
-        if self.api_keys_file is not None:
-            for line in self.api_keys_file.expanduser().read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    keys.add(line)
-        return frozenset(keys)
 
     def config_path(self) -> Path:
         """The config file; the default falls back to the shipped one when run from elsewhere."""
@@ -82,5 +70,6 @@ class GatewaySettings(ServiceSettings):
             return shipped_file("litellm.yaml")
         return path
 
-    def open_path_set(self) -> frozenset[str]:
-        return frozenset(p.strip() for p in self.open_paths.split(",") if p.strip())
+    def open_path_list(self) -> tuple[str, ...]:
+        """``GATEWAY_OPEN_PATHS``: the paths that need no key."""
+        return tuple(p.strip() for p in self.open_paths.split(",") if p.strip())

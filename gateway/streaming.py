@@ -20,7 +20,6 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.backends import Deployment
 from gateway.continuation import (
-    DONE,
     CannotContinue,
     Progress,
     Rewriter,
@@ -31,6 +30,7 @@ from gateway.forwarding import Answer, Call, Forwarder
 from gateway.metrics import GatewayMetrics
 from gateway.upstream import DisconnectError, Response, UpstreamError
 from p2.core.errors import APIError, error_body
+from p2.core.sse import DONE, DONE_MARK, sse, sse_error
 
 log = logging.getLogger("p2.gateway.streaming")
 
@@ -40,17 +40,12 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 _ERROR_EVENT = b'data: {"error"'  # OpenAI's; llama-server also sends `error: {...}` events
-_DONE_MARK = b"data: [DONE]"
 
 
 class UpstreamStreamError(UpstreamError):
     """The backend put an error event into its stream."""
 
     reason = "stream_error"
-
-
-def error_event(message: str, error_type: str, code: str) -> bytes:
-    return b"data: " + orjson.dumps(error_body(message, error_type, code=code)) + b"\n\n"
 
 
 def answer_error_event(answer: Answer) -> bytes:
@@ -63,7 +58,7 @@ def answer_error_event(answer: Answer) -> bytes:
         payload = error_body(
             f"backend answered HTTP {answer.status}", "api_error", code=answer.status
         )
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    return sse(payload)
 
 
 class StreamRelay:
@@ -141,7 +136,7 @@ class StreamRelay:
             out, buf = buf[: cut + 2], buf[cut + 2 :]
             if _ERROR_EVENT in out or out.startswith(b"error:") or b"\n\nerror:" in out:
                 raise UpstreamStreamError(out.decode("utf-8", "replace").strip()[:200])
-            if _DONE_MARK in out:
+            if DONE_MARK in out:
                 self._done = True
             if self.deployment.renames:
                 out = self.deployment.rename(out)
@@ -175,14 +170,14 @@ class StreamRelay:
         try:
             body = continuation_body(call.body, state, self.chat)
             result = await self.forwarder.open_stream(
-                Call(call.group, call.path, body, True, call.started, call.deadline, call.tried)
+                Call(call.group, call.path, body, call.started, call.deadline, call.tried)
             )
         except CannotContinue as err:
             return await self._fail(
                 send,
                 dead.name,
                 reason,
-                error_event(
+                sse_error(
                     f"The backend failed mid-stream and {err}.", "api_error", "stream_interrupted"
                 ),
             )
@@ -191,7 +186,7 @@ class StreamRelay:
                 send,
                 dead.name,
                 reason,
-                error_event(
+                sse_error(
                     f"The backend failed mid-stream and no other backend could continue: "
                     f"{err.message}",
                     err.error_type,

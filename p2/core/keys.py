@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from p2.core.settings import ServiceSettings
@@ -48,9 +49,9 @@ class KeySettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="P2_", extra="ignore")
 
-    api_keys: str = ""
+    api_keys: str = Field(default="", repr=False)
     api_keys_file: Path | None = None
-    admin_keys: str = ""
+    admin_keys: str = Field(default="", repr=False)
     admin_keys_file: Path | None = None
 
     def keyring(self, extra_admin_keys: Iterable[str] = ()) -> Keyring:
@@ -82,9 +83,11 @@ class Keyring:
 
     def __init__(self, users: Iterable[str] = (), admins: Iterable[str] = ()) -> None:
         admin_set = {k for k in admins if k}
-        self._keys: tuple[tuple[bytes, Access], ...] = tuple(
-            [(k.encode(), Access.ADMIN) for k in sorted(admin_set)]
-            + [(k.encode(), Access.USER) for k in sorted(set(users) - admin_set) if k]
+        scoped = [(k, Access.ADMIN) for k in sorted(admin_set)]
+        scoped += [(k, Access.USER) for k in sorted(set(users) - admin_set) if k]
+        # One Caller per key, made once: a request's check allocates nothing.
+        self._keys: tuple[tuple[bytes, Caller], ...] = tuple(
+            (key.encode(), Caller(access, key_id(key))) for key, access in scoped
         )
 
     @property
@@ -97,11 +100,11 @@ class Keyring:
 
     def caller(self, token: bytes) -> Caller | None:
         """The caller a presented key identifies, or None; every key is compared."""
-        found: Access | None = None
-        for key, access in self._keys:
+        found: Caller | None = None
+        for key, caller in self._keys:
             if hmac.compare_digest(token, key) and found is None:
-                found = access
-        return None if found is None else Caller(found, key_id(token))
+                found = caller
+        return found
 
 
 @dataclass(frozen=True)

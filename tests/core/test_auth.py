@@ -107,3 +107,9 @@ def test_a_key_listed_as_both_is_admin() -> None:
     caller = keyring.caller(b"sk-x")
     assert caller is not None and caller.access is Access.ADMIN
     assert len(caller.key_id) == 16 and "sk-x" not in caller.key_id
+
+
+def test_keys_never_show_in_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("P2_API_KEYS", "sk-secret-user")
+    monkeypatch.setenv("P2_ADMIN_KEYS", "sk-secret-admin")
+    assert "sk-secret" not in repr(KeySettings())

@@ -15,9 +15,9 @@ SKIP = (".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cach
 def test_the_wheel_ships_the_config_and_every_layer(tmp_path: Path) -> None:
     source = tmp_path / "src"  # a copy: an in-tree build/ could hold stale modules
     shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(*SKIP))
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(tmp_path), str(source)],
+        [*pip_wheel, "-w", str(tmp_path), str(source)],
         check=True,
         capture_output=True,
         cwd=tmp_path,

@@ -247,7 +247,7 @@ def test_prometheus_sees_every_p2_service_up(stack: dict[str, int], tmp_path: Pa
         # Real P2 metrics arrive: the gateway reports its backends (both inference servers
         # and the embedding service) in rotation.
         backends = {
-            r["metric"]["backend"]: r["value"][1] for r in query(client, "gateway_backend_up")
+            r["metric"]["backend"]: r["value"][1] for r in query(client, "p2_gateway_backend_up")
         }
         assert backends == {
             f"127.0.0.1:{stack['inference-chat']}": "1",

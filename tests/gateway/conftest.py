@@ -14,10 +14,12 @@ from gateway.app import create_app
 from gateway.config import GatewayConfig, parse
 from gateway.settings import GatewaySettings
 from p2.core import litellm_config
+from p2.core.keys import KeySettings
 from testkit.mock_openai import MockConfig, ThreadedMock
 from testkit.threadserver import ThreadServer
 
 KEY = "sk-test-gateway-key"
+KEY_FIELDS = ("api_keys", "api_keys_file", "admin_keys", "admin_keys_file")
 
 
 def make_config(groups: dict[str, list[tuple[str, str]]], **router: Any) -> GatewayConfig:
@@ -38,7 +40,6 @@ def make_config(groups: dict[str, list[tuple[str, str]]], **router: Any) -> Gate
 class RunningGateway:
     url: str
     app: Starlette
-    server: ThreadServer
 
     @property
     def base(self) -> str:
@@ -47,6 +48,7 @@ class RunningGateway:
 
 @contextmanager
 def running_gateway(config: GatewayConfig, **overrides: Any) -> Iterator[RunningGateway]:
+    """The gateway on ``config``; ``overrides`` are GatewaySettings and KeySettings fields."""
     values: dict[str, Any] = {
         "api_keys": KEY,
         "probe_interval": 0.2,
@@ -56,10 +58,11 @@ def running_gateway(config: GatewayConfig, **overrides: Any) -> Iterator[Running
         "stream_idle_timeout": 5.0,
     }
     values.update(overrides)
-    app = create_app(GatewaySettings.build(**values), config)
+    keys = KeySettings.build(**{name: values.pop(name) for name in KEY_FIELDS if name in values})
+    app = create_app(GatewaySettings.build(**values), config, keyring=keys.keyring())
     options = {"http": "httptools", "loop": "uvloop", "timeout_graceful_shutdown": 1}
     with ThreadServer(app, **options) as server:
-        yield RunningGateway(server.url, app, server)
+        yield RunningGateway(server.url, app)
 
 
 @pytest.fixture

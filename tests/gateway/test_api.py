@@ -7,6 +7,7 @@ import openai
 import pytest
 
 from testkit.mock_openai import MockConfig, ThreadedMock
+from testkit.openai_errors import assert_openai_error
 from tests.gateway.conftest import KEY, RunningGateway, make_config, running_gateway
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -65,9 +66,8 @@ def test_sdk_embeddings_forwarded_when_configured(config, mocks) -> None:  # typ
 
 
 def test_embeddings_404_when_not_configured(gateway: RunningGateway) -> None:
-    with pytest.raises(openai.NotFoundError) as err:
-        client(gateway).embeddings.create(model="embed", input="a")
-    assert "EMBEDDING_URL" in str(err.value)
+    response = httpx.post(f"{gateway.base}/embeddings", headers=AUTH, json={"input": "a"})
+    assert_openai_error(response, 404, code="model_not_found", contains="EMBEDDING_URL")
 
 
 def test_unknown_model_is_404_naming_known_models(gateway: RunningGateway) -> None:
@@ -77,16 +77,18 @@ def test_unknown_model_is_404_naming_known_models(gateway: RunningGateway) -> No
         )
     body = err.value.body
     assert isinstance(body, dict)
-    assert "gpt-4" in body["message"] and "chat" in body["message"]
-    assert "code" in body["message"]
+    assert "gpt-4" in body["message"] and "Known models: chat, code." in body["message"]
+    assert body["code"] == "model_not_found" and body["param"] == "model"
 
 
 def test_missing_or_wrong_key_is_401(gateway: RunningGateway) -> None:
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=gateway.base, api_key="sk-wrong", max_retries=0).models.list()
     response = httpx.get(f"{gateway.base}/models")
-    assert response.status_code == 401
-    assert response.json()["error"]["type"] == "authentication_error"
+    assert_openai_error(response, 401, error_type="authentication_error", code="invalid_api_key")
+    assert response.headers["www-authenticate"] == 'Bearer realm="p2"'
+    wrong = httpx.get(f"{gateway.base}/models", headers={"Authorization": "Bearer sk-wrong"})
+    assert_openai_error(wrong, 401, code="invalid_api_key", contains="Incorrect API key")
 
 
 def test_health_and_metrics_open_without_key(gateway: RunningGateway) -> None:
@@ -96,7 +98,24 @@ def test_health_and_metrics_open_without_key(gateway: RunningGateway) -> None:
     assert {b["state"] for b in ready.json()["models"]["chat"]} == {"up"}
     metrics = httpx.get(f"{gateway.url}/metrics")
     assert metrics.status_code == 200
-    assert "gateway_backend_up" in metrics.text
+    assert "p2_gateway_backend_up{" in metrics.text
+
+
+def test_open_paths_setting_lists_the_paths_without_key(config) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(config, open_paths="/health, /v1/models") as gw:
+        assert httpx.get(f"{gw.base}/models").status_code == 200
+        assert httpx.get(f"{gw.url}/health").status_code == 200
+        assert_openai_error(httpx.get(f"{gw.url}/metrics"), 401, code="invalid_api_key")
+        chat = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+        refused = httpx.post(f"{gw.base}/chat/completions", json=chat)
+        assert_openai_error(refused, 401, code="invalid_api_key")
+
+
+def test_admin_keys_are_accepted_too(config) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(config, admin_keys="sk-admin") as gw:
+        admin = {"Authorization": "Bearer sk-admin"}
+        assert httpx.get(f"{gw.base}/models", headers=admin).status_code == 200
+        assert httpx.get(f"{gw.base}/models", headers=AUTH).status_code == 200
 
 
 def test_no_keys_configured_means_open(config) -> None:  # type: ignore[no-untyped-def]
@@ -116,35 +135,40 @@ def test_keys_file(config, tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 def test_malformed_json_is_400(gateway: RunningGateway) -> None:
     response = httpx.post(f"{gateway.base}/chat/completions", content=b"{not json", headers=AUTH)
-    assert response.status_code == 400
-    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert_openai_error(
+        response, 400, error_type="invalid_request_error", contains="not valid JSON"
+    )
 
 
 def test_missing_fields_are_400(gateway: RunningGateway) -> None:
     response = httpx.post(f"{gateway.base}/chat/completions", json={"model": "chat"}, headers=AUTH)
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "messages"
+    assert_openai_error(response, 400, param="messages")
     response = httpx.post(f"{gateway.base}/completions", json={"prompt": "x"}, headers=AUTH)
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "model"
+    assert_openai_error(response, 400, param="model")
 
 
 def test_body_over_limit_is_413(config) -> None:  # type: ignore[no-untyped-def]
     with running_gateway(config, max_body_bytes=1000) as gw:
         big = {"model": "chat", "messages": [{"role": "user", "content": "x" * 2000}]}
         response = httpx.post(f"{gw.base}/chat/completions", json=big, headers=AUTH)
-        assert response.status_code == 413
-        assert response.json()["error"]["type"] == "invalid_request_error"
+        assert_openai_error(response, 413, error_type="invalid_request_error")
 
 
 def test_metrics_count_requests_and_tokens(gateway: RunningGateway) -> None:
     client(gateway).chat.completions.create(
         model="chat", messages=[{"role": "user", "content": "hello"}]
     )
+    assert httpx.get(f"{gateway.base}/nowhere", headers=AUTH).status_code == 404
+    assert httpx.get(f"{gateway.base}/models").status_code == 401
+    httpx.get(f"{gateway.url}/health")
     text = httpx.get(f"{gateway.url}/metrics").text
-    assert 'http_requests_total{handler="/v1/chat/completions",method="POST",status="200"}' in text
-    assert 'gateway_tokens_total{kind="completion",model="chat"} 8.0' in text
-    assert "http_request_duration_seconds_bucket" in text
+    assert 'p2_gateway_requests_total{route="/v1/chat/completions",status="200"} 1.0' in text
+    assert 'p2_gateway_requests_total{route="unmatched",status="404"} 1.0' in text
+    assert 'p2_gateway_requests_total{route="/v1/models",status="401"} 1.0' in text
+    assert 'route="/health"' not in text and 'route="/metrics"' not in text  # probes, scrapes
+    count = 'p2_gateway_request_duration_seconds_count{route="/v1/chat/completions"} 1.0'
+    assert count in text
+    assert 'p2_gateway_tokens_total{kind="completion",model="chat"} 8.0' in text
 
 
 def test_keys_never_logged(gateway: RunningGateway, caplog: pytest.LogCaptureFixture) -> None:
@@ -174,11 +198,12 @@ def test_config_file_format_is_litellms() -> None:
     assert make_config({"x": [("http://h:1/v1", "m")]}).deployments[0].api_key is None
 
 
-def test_instrumentator_metrics_option(config) -> None:  # type: ignore[no-untyped-def]
-    with running_gateway(config, http_metrics="instrumentator") as gw:
+def test_http_metrics_off(config) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(config, http_metrics="off") as gw:
         client(gw).models.list()
         text = httpx.get(f"{gw.url}/metrics").text
-    assert 'handler="/v1/models"' in text and "http_request_duration_seconds_bucket" in text
+    assert "p2_gateway_requests_total{" not in text
+    assert "p2_gateway_backend_up{" in text
 
 
 def test_embedding_service_down_is_a_clean_503(config) -> None:  # type: ignore[no-untyped-def]
@@ -188,6 +213,5 @@ def test_embedding_service_down_is_a_clean_503(config) -> None:  # type: ignore[
         response = httpx.post(
             f"{gw.base}/embeddings", headers=AUTH, json={"model": "embed", "input": "a"}
         )
-    assert response.status_code == 503
-    message = response.json()["error"]["message"]
-    assert "'embeddings'" in message and "\x00" not in message
+    error = assert_openai_error(response, 503, code="no_backend_available", contains="'embeddings'")
+    assert "\x00" not in error["message"]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from gateway.settings import GatewaySettings
+from p2.core.keys import KeySettings
 from p2.core.process import free_port, spawn, terminate, wait_healthy
 from testkit.mock_openai import ThreadedMock
 
@@ -25,12 +26,15 @@ def test_env_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("P2_API_KEYS", "sk-a, ")
     monkeypatch.setenv("P2_API_KEYS_FILE", str(keys))
     monkeypatch.setenv("EMBEDDING_URL", "http://127.0.0.1:8002")
+    monkeypatch.setenv("GATEWAY_OPEN_PATHS", "/health, /v1/models,")
     settings = GatewaySettings.build(port=9000)
     assert settings.request_timeout == 42 and settings.first_byte_timeout == 3.5
     assert settings.probe_interval == 0.25 and settings.port == 9000
-    assert settings.keys() == {"sk-a", "sk-b"}
     assert settings.embedding_url == "http://127.0.0.1:8002"
-    assert "sk-a" not in repr(settings)
+    assert settings.open_path_list() == ("/health", "/v1/models")
+    keyring = KeySettings().keyring()
+    assert len(keyring) == 2
+    assert keyring.caller(b"sk-a") is not None and keyring.caller(b"sk-b") is not None
 
 
 def test_bare_host_and_port_in_the_environment_move_nothing(

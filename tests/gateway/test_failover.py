@@ -13,6 +13,7 @@ import pytest
 from gateway.config import GatewayConfig
 from p2.core.process import free_port
 from testkit.mock_openai import ThreadedMock
+from testkit.openai_errors import assert_openai_error
 from tests.gateway.conftest import KEY, RunningGateway, make_config, running_gateway
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -68,7 +69,7 @@ def test_failing_primary_is_invisible(gateway: RunningGateway, mocks: Mocks, mod
     primary.config.mode = mode
     assert chat(gateway) == EXPECTED
     assert served(secondary) == 1
-    assert metric(gateway, "failovers_total{") >= 1
+    assert metric(gateway, "p2_gateway_failovers_total{") >= 1
 
 
 def test_refused_primary_is_invisible_stream_and_not(gateway: RunningGateway, mocks: Mocks) -> None:
@@ -101,7 +102,7 @@ def test_hung_primary_is_ejected_after_first_byte_timeout(
         assert chat(gateway) == EXPECTED
     assert served(secondary) == 6
     # Moved on by the first-byte timeout or, sooner, by the failed health probe.
-    assert metric(gateway, f'failovers_total{{from="127.0.0.1:{primary.port}"') == 1
+    assert metric(gateway, f'p2_gateway_failovers_total{{from="127.0.0.1:{primary.port}"') == 1
 
 
 def test_hung_primary_without_prober_fails_over_on_first_byte_timeout(
@@ -111,7 +112,10 @@ def test_hung_primary_without_prober_fails_over_on_first_byte_timeout(
     with running_gateway(config, probe_interval=60, first_byte_timeout=0.3) as gw:
         primary.config.mode = "hang"
         assert chat(gw) == EXPECTED
-        label = f'failovers_total{{from="127.0.0.1:{primary.port}",reason="first_byte_timeout"'
+        label = (
+            f'p2_gateway_failovers_total{{from="127.0.0.1:{primary.port}"'
+            ',reason="first_byte_timeout"'
+        )
         assert metric(gw, label) == 1
         assert chat(gw) == EXPECTED
     assert served(secondary) == 2
@@ -179,7 +183,7 @@ def test_midstream_death_continues_on_next_backend(
     if key:
         assert sum("role" in c["choices"][0]["delta"] for c in chunks) == 1
     assert [c["choices"][0]["finish_reason"] for c in chunks].count("stop") == 1
-    assert metric(gateway, "gateway_stream_continuations_total{") == 1
+    assert metric(gateway, "p2_gateway_stream_continuations_total{") == 1
 
 
 def test_error_event_mid_stream_is_continued_too(gateway: RunningGateway, mocks: Mocks) -> None:
@@ -246,9 +250,9 @@ def test_every_backend_erroring_relays_the_last_error(
         headers=AUTH,
         json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
     )
-    assert response.status_code == 429
+    error = assert_openai_error(response, 429)
+    assert error["message"] == "mock error429"
     assert response.headers["retry-after"] == "1"
-    assert response.json()["error"]["message"] == "mock error429"
 
 
 def test_all_backends_hung_is_504(mocks: Mocks) -> None:
@@ -263,8 +267,7 @@ def test_all_backends_hung_is_504(mocks: Mocks) -> None:
             timeout=20,
             json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
         )
-    assert response.status_code == 504
-    assert response.json()["error"]["type"] == "timeout_error"
+    assert_openai_error(response, 504, error_type="timeout_error", code="upstream_timeout")
 
 
 def test_request_timeout_is_504(mocks: Mocks) -> None:
@@ -278,7 +281,7 @@ def test_request_timeout_is_504(mocks: Mocks) -> None:
             timeout=20,
             json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
         )
-    assert response.status_code == 504
+    assert_openai_error(response, 504, error_type="timeout_error")
 
 
 def test_backend_4xx_is_relayed_without_failover(mocks: Mocks) -> None:
@@ -291,7 +294,7 @@ def test_backend_4xx_is_relayed_without_failover(mocks: Mocks) -> None:
             headers=AUTH,
             json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
         )
-    assert response.status_code == 404
+    assert_openai_error(response, 404, contains="not served")  # the backend's own error
     assert served(secondary) == 0
 
 
@@ -320,7 +323,7 @@ def test_client_disconnect_mid_stream_drops_the_backend_request(
     pools = [b.pool for b in gateway.app.state.registry.backends.values()]
     wait_for(lambda: not any(p._busy for p in pools), timeout=1.0)  # the stream takes 1.6 s
     assert chat(gateway) == EXPECTED
-    assert metric(gateway, "failovers_total{") == 0
+    assert metric(gateway, "p2_gateway_failovers_total{") == 0
 
 
 def test_backend_erroring_repeatedly_cools_down(gateway: RunningGateway, mocks: Mocks) -> None:

@@ -96,7 +96,7 @@ def test_kill_chat_server_mid_stream_client_gets_one_complete_stream(
     finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
     assert [f for f in finishes if f] in (["stop"], ["length"])
     metrics = httpx.get(f"{gateway.url}/metrics").text
-    assert "gateway_stream_continuations_total" in metrics
+    assert "p2_gateway_stream_continuations_total" in metrics
     assert 'outcome="continued"' in metrics
 
 

@@ -1,4 +1,4 @@
-"""Serving logic behind each endpoint: parse, route to a group, forward, answer."""
+"""The endpoints' logic: parse, route to a model group, forward, answer."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway import protocol
-from gateway.backends import Registry
+from gateway.backends import BackendState, Registry
 from gateway.forwarding import Answer, Call, Forwarder
 from gateway.metrics import GatewayMetrics
 from gateway.streaming import StreamRelay
-from p2.core.errors import NotFound
+from p2.core.errors import NotFound, error_body
+from p2.core.openai import model_card, model_list, unknown_model
 
 CHAT = "/chat/completions"
 COMPLETIONS = "/completions"
@@ -70,23 +71,19 @@ class GatewayService:
         if model.startswith(RAG_PREFIX) and RAG_GROUP in self.registry.groups:
             return RAG_GROUP
         if model not in self.registry.groups or model in INTERNAL_GROUPS:
-            known = ", ".join(self.known_models())
+            known = self.known_models()
             if RAG_GROUP in self.registry.groups:
-                known += ", rag/<collection>"
-            raise NotFound(
-                f"The model '{model}' does not exist. Known models: {known}.",
-                param="model",
-                code="model_not_found",
-            )
+                known.append(f"{RAG_PREFIX}<collection>")
+            raise unknown_model(model, known)
         return model
 
     async def _body(self, request: Request) -> dict[str, Any]:
         raw = await protocol.read_body(request.scope, request.receive, self.max_body_bytes)
         return protocol.parse_json(raw)
 
-    def _call(self, group: str, path: str, body: dict[str, Any], stream: bool) -> Call:
+    def _call(self, group: str, path: str, body: dict[str, Any]) -> Call:
         now = time.monotonic()
-        return Call(group, path, body, stream, now, now + self.request_timeout, set())
+        return Call(group, path, body, now, now + self.request_timeout, set())
 
     async def _generate(
         self, request: Request, path: str, check: Callable[[dict[str, Any]], None]
@@ -95,7 +92,7 @@ class GatewayService:
         group = self._group(protocol.require_model(body))
         stream = protocol.require_stream_flag(body)
         check(body)
-        call = self._call(group, path, body, stream)
+        call = self._call(group, path, body)
         if not stream:
             answer = await self.forwarder.complete(call)
             self._count_usage(group, answer)
@@ -137,27 +134,24 @@ class GatewayService:
             )
         body = await self._body(request)
         protocol.check_embedding(body)
-        answer = await self.forwarder.complete(
-            self._call(EMBEDDING_GROUP, EMBEDDINGS, body, stream=False)
-        )
+        answer = await self.forwarder.complete(self._call(EMBEDDING_GROUP, EMBEDDINGS, body))
         return relay_answer(answer)
 
     def models(self) -> Response:
-        data = []
-        for group in self.known_models():
-            data.append(
-                {
-                    "id": group,
-                    "object": "model",
-                    "created": self.created,
-                    "owned_by": "p2",
-                    "backends": [
+        """The model groups, each with every backend's state (beyond OpenAI's fields)."""
+        return json_response(
+            model_list(
+                model_card(
+                    group,
+                    self.created,
+                    backends=[
                         {**d.backend.describe(), "model": d.model, "order": d.order}
                         for d in self.registry.groups[group]
                     ],
-                }
+                )
+                for group in self.known_models()
             )
-        return json_response({"object": "list", "data": data})
+        )
 
     def ready(self) -> Response:
         """200 when every model group has a healthy backend in rotation; lists every backend."""
@@ -168,14 +162,15 @@ class GatewayService:
         down = [
             group
             for group, backends in groups.items()
-            if not any(b["state"] == "up" and b["in_rotation"] for b in backends)
+            if not any(b["state"] is BackendState.UP and b["in_rotation"] for b in backends)
         ]
         payload: dict[str, Any] = {"status": "unavailable" if down else "ok", "models": groups}
         if down:
-            payload["error"] = {
-                "message": "No healthy backend for model(s): " + ", ".join(down),
-                "type": "service_unavailable_error",
-                "param": None,
-                "code": "not_ready",
-            }
+            payload.update(
+                error_body(
+                    "No healthy backend for model(s): " + ", ".join(down),
+                    "service_unavailable_error",
+                    code="not_ready",
+                )
+            )
         return json_response(payload, 503 if down else 200)
