@@ -25,11 +25,18 @@ def replacing(target: Path) -> Iterator[Path]:
         partial.unlink(missing_ok=True)
 
 
-def atomic_write(target: Path, data: bytes | str, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``target`` atomically (text as UTF-8)."""
+def atomic_write(
+    target: Path, data: bytes | str, *, fsync: bool = True, mode: int | None = None
+) -> None:
+    """Write ``data`` to ``target`` atomically (text as UTF-8); ``mode`` is set before the
+    file appears (e.g. 0o600 for a secret, which is then never readable by others)."""
     raw = data.encode() if isinstance(data, str) else data
-    with replacing(target) as partial, partial.open("wb") as handle:
-        handle.write(raw)
-        if fsync:
-            handle.flush()
-            os.fsync(handle.fileno())
+    with replacing(target) as partial:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode or 0o666)
+        if mode is not None:
+            os.fchmod(fd, mode)  # the umask does not narrow what was asked for
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())

@@ -45,7 +45,12 @@ def read_key_file(path: Path) -> set[str]:
 
 
 class KeySettings(ServiceSettings):
-    """``P2_API_KEYS`` / ``P2_API_KEYS_FILE`` (user), ``P2_ADMIN_KEYS`` / ``P2_ADMIN_KEYS_FILE``."""
+    """Who may call P2's ports.
+
+    ``P2_API_KEYS`` / ``P2_API_KEYS_FILE``: user keys. ``P2_ADMIN_KEYS`` /
+    ``P2_ADMIN_KEYS_FILE``: admin keys. ``P2_SERVICE_KEY``: the key P2's own
+    services send each other (``p2 up`` and compose provide it); it has user scope.
+    """
 
     model_config = SettingsConfigDict(env_prefix="P2_", extra="ignore")
 
@@ -53,11 +58,14 @@ class KeySettings(ServiceSettings):
     api_keys_file: Path | None = None
     admin_keys: str = Field(default="", repr=False)
     admin_keys_file: Path | None = None
+    service_key: str | None = Field(default=None, repr=False)
 
     def keyring(self, extra_admin_keys: Iterable[str] = ()) -> Keyring:
         users = _split(self.api_keys)
         if self.api_keys_file is not None:
             users |= read_key_file(self.api_keys_file)
+        if self.service_key:
+            users.add(self.service_key)
         admins = _split(self.admin_keys) | {k for k in extra_admin_keys if k}
         if self.admin_keys_file is not None:
             admins |= read_key_file(self.admin_keys_file)

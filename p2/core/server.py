@@ -19,8 +19,9 @@ from pydantic_settings import SettingsConfigDict
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from p2.core.keys import Keyring, KeySettings
 from p2.core.logging import configure_logging
-from p2.core.settings import CoreSettings, ServiceSettings
+from p2.core.settings import CoreSettings, ServiceSettings, SettingsError
 
 
 class ServerSettings(ServiceSettings):
@@ -129,8 +130,32 @@ def serve(app: ASGIApp, *, host: str, port: int, log_level: str, service: str) -
     uvicorn.Server(server_config(app, host=host, port=port, log_level=log_level)).run()
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def check_exposure(service: str, host: str, keyring: Keyring, allow_open: bool) -> str | None:
+    """A warning for an open loopback server; ``SettingsError`` for an open exposed one."""
+    if not keyring.open:
+        return None
+    if host in LOOPBACK:
+        return (
+            f"{service} has no API keys (P2_API_KEYS / P2_ADMIN_KEYS): anyone who can reach "
+            f"{host} may call it"
+        )
+    if allow_open:
+        return f"{service} listens on {host} with NO API keys (P2_ALLOW_OPEN=1)"
+    raise SettingsError(
+        f"{service} would listen on {host} with no API keys: set P2_API_KEYS (and "
+        "P2_ADMIN_KEYS), or P2_ALLOW_OPEN=1 to run it open on purpose"
+    )
+
+
 def run_service(service: str, app: ASGIApp, *, host: str, port: int, banner: str) -> None:
-    """The ``serve`` command of every service: one banner line, then serve until stopped."""
+    """The ``serve`` command of every service: refuse an open exposed port, say one banner
+    line (and one warning when open), then serve until stopped."""
     core = CoreSettings()
+    warning = check_exposure(service, host, KeySettings().keyring(), core.allow_open)
     print(f"P2 {service}: {banner}", flush=True)
+    if warning:
+        print(f"P2 {service}: warning: {warning}", flush=True)
     serve(app, host=host, port=port, log_level=core.log_level, service=service)

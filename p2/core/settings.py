@@ -58,6 +58,7 @@ class CoreSettings(ServiceSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".p2")
     log_level: str = "info"
     api_key: str | None = Field(default=None, repr=False)  # the key P2's own client commands send
+    allow_open: bool = False  # P2_ALLOW_OPEN: serve a non-loopback address without keys
 
     @property
     def models_dir(self) -> Path:

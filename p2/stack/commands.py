@@ -92,7 +92,7 @@ def endpoint_hint(specs: Sequence[ServiceSpec]) -> str:
     names = {s.name: s for s in specs}
     front = names.get("gateway") or names["inference-chat"]
     base = f"http://127.0.0.1:{front.port}/v1"
-    keyed = "gateway" in names and bool(StackSettings.from_environ().api_keys)
+    keyed = "gateway" in names and StackSettings.from_environ().keyed
     auth = ' -H "Authorization: Bearer $P2_API_KEY"' if keyed else ""
     return (
         f"P2 is up: OpenAI endpoint {base}\n"

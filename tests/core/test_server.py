@@ -123,3 +123,17 @@ def test_a_client_that_stops_reading_a_stream_is_dropped_and_the_stream_stops(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         assert stream_stopped.wait(10), "the server kept streaming to a client that never reads"
+
+
+def test_an_open_server_is_allowed_on_loopback_only() -> None:
+    from p2.core.keys import Keyring
+    from p2.core.server import check_exposure
+    from p2.core.settings import SettingsError
+
+    open_ring, keyed = Keyring(), Keyring(users=["sk-u"])
+    assert check_exposure("gateway", "0.0.0.0", keyed, allow_open=False) is None
+    warning = check_exposure("gateway", "127.0.0.1", open_ring, allow_open=False)
+    assert warning is not None and "no API keys" in warning
+    with pytest.raises(SettingsError, match="P2_ALLOW_OPEN=1"):
+        check_exposure("gateway", "0.0.0.0", open_ring, allow_open=False)
+    assert "NO API keys" in (check_exposure("rag", "10.0.0.5", open_ring, allow_open=True) or "")

@@ -60,3 +60,25 @@ def test_rag_prompts_a_base_model_with_a_completion_prompt(tmp_path: Path) -> No
     assert style({"CHAT_MODEL_PATH": str(base), "CHAT_CHAT_FORMAT": "chatml"}) == "chat"
     chosen = {s.name: s for s in _stack(core, {"RAG_PROMPT_STYLE": "chat"})}["rag"]
     assert "RAG_PROMPT_STYLE" not in chosen.env  # the operator's own choice is inherited
+
+
+def test_with_keys_every_service_gets_a_private_service_key(tmp_path: Path) -> None:
+    core = CoreSettings(home=tmp_path)
+    specs = {s.name: s for s in _stack(core, {"P2_API_KEYS": "sk-user"})}
+    keys = {s.env["P2_SERVICE_KEY"] for s in specs.values()}
+    assert len(keys) == 1 and "sk-user" not in keys
+    key_file = tmp_path / "run" / "service.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert specs["rag"].env["RAG_GATEWAY_API_KEY"] == key_file.read_text()
+    config = yaml.safe_load(Path(specs["gateway"].env["GATEWAY_CONFIG"]).read_text())
+    assert {e["litellm_params"]["api_key"] for e in config["model_list"]} == {
+        "os.environ/P2_SERVICE_KEY"
+    }
+    again = {s.name: s for s in _stack(core, {"P2_ADMIN_KEYS": "sk-admin"})}
+    assert again["gateway"].env["P2_SERVICE_KEY"] in keys  # stable across restarts
+
+
+def test_without_keys_nothing_is_keyed(tmp_path: Path) -> None:
+    specs = _stack(CoreSettings(home=tmp_path), {})
+    assert all("P2_SERVICE_KEY" not in s.env for s in specs)
+    assert not (tmp_path / "run" / "service.key").exists()
