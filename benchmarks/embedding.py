@@ -162,11 +162,11 @@ def _backend_of(metrics: str) -> str:
 def _batch_mean(metrics: str) -> float:
     values = {}
     for line in metrics.splitlines():
-        for key in ("p2_embedding_batch_size_sum", "p2_embedding_batch_size_count"):
+        for key in ("p2_embedding_batch_inputs_sum", "p2_embedding_batch_inputs_count"):
             if line.startswith(key + " "):
                 values[key] = float(line.split()[1])
-    count = values.get("p2_embedding_batch_size_count", 0.0)
-    return values.get("p2_embedding_batch_size_sum", 0.0) / count if count else 0.0
+    count = values.get("p2_embedding_batch_inputs_count", 0.0)
+    return values.get("p2_embedding_batch_inputs_sum", 0.0) / count if count else 0.0
 
 
 if __name__ == "__main__":

@@ -222,7 +222,7 @@ def run(*, concurrency: int, rounds: int, max_tokens: int, model: Path | None) -
             }
     direct.llm.close()
     if concurrency > 1:
-        if find_llama_server() is None:
+        if find_llama_server(InferenceSettings().llama_server_bin) is None:
             report["concurrent"]["llama-server"] = "not built: run `p2 build llama-server`"
         else:
             ls_env = {**env, "CHAT_PARALLEL": str(concurrency)}

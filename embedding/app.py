@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from embedding.encoders.base import EncoderError
 from embedding.metrics import EmbeddingMetrics
-from embedding.model import ModelNotFound
 from embedding.routes import build_router
 from embedding.runtime import Runtime, load_runtime
 from embedding.service import EmbeddingService
 from embedding.settings import EmbeddingSettings
-from p2.core.errors import install_error_handlers
-from p2.core.health import Readiness, health_router
-from p2.core.metrics import CountRequests, metrics_router
+from p2.core.app import service_app
+from p2.core.health import Readiness
+from p2.core.openai import ModelNotFound
 from p2.core.settings import CoreSettings
 
 log = logging.getLogger("p2.embedding")
@@ -56,20 +52,16 @@ def create_app(
             loaded.tokenizer.max_tokens,
         )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if runtime is None:
-            threading.Thread(target=load, name="embedding-loader", daemon=True).start()
-        yield
-        await service.aclose()
-
     if runtime is not None:
         service.attach(runtime)
-    app = FastAPI(title="P2 embedding", lifespan=lifespan)
-    install_error_handlers(app)
-    app.include_router(health_router(readiness))
-    app.include_router(metrics_router(metrics.registry))
-    app.include_router(build_router(service))
-    app.add_middleware(CountRequests, counter=metrics.requests)
+    app = service_app(
+        "P2 embedding",
+        routers=[build_router(service)],
+        registry=metrics.registry,
+        requests=metrics.requests,
+        readiness=readiness,
+        load=load if runtime is None else None,
+        close=service.aclose,
+    )
     app.state.service = service
     return app

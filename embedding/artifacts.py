@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from embedding.model import ModelInfo
 from embedding.quantize import Agreement, quantize_int8
+from p2.core.files import atomic_write, replacing
 
 log = logging.getLogger("p2.embedding")
 
@@ -63,7 +63,8 @@ def prepare(
         fcntl.flock(lock, fcntl.LOCK_EX)
         fp32 = folder / FP32_NAME
         if not fp32.is_file():
-            _build(fp32, lambda tmp: _export(model.path, tmp))
+            with replacing(fp32) as partial:
+                _export(model.path, partial)
         if not int8:
             return OnnxArtifacts(fp32, None, None)
         return _prepare_int8(folder, fp32, check)
@@ -77,17 +78,25 @@ def _prepare_int8(
         result = _read_report(report)
         if result is not None and (target.is_file() or not result.accepted):
             return OnnxArtifacts(fp32, target if result.accepted else None, result)
-    candidate = folder / f"candidate-{os.getpid()}.onnx"
+    log.info("quantizing %s to int8", fp32)
     try:
-        log.info("quantizing %s to int8", fp32)
-        quantize_int8(fp32, candidate)
-        result = check(fp32, candidate)
-        if result.accepted:
-            os.replace(candidate, target)
-        _write_atomic(report, json.dumps(result.as_dict(), indent=2) + "\n")
-    finally:
-        candidate.unlink(missing_ok=True)
+        with replacing(target) as candidate:
+            quantize_int8(fp32, candidate)
+            result = check(fp32, candidate)
+            if not result.accepted:
+                raise _Refused(result)  # the candidate is removed, the target left as it is
+    except _Refused as refused:
+        result = refused.agreement
+    atomic_write(report, json.dumps(result.as_dict(), indent=2) + "\n")
     return OnnxArtifacts(fp32, target if result.accepted else None, result)
+
+
+class _Refused(Exception):
+    """The int8 candidate disagrees with fp32 too much to replace anything."""
+
+    def __init__(self, agreement: Agreement) -> None:
+        super().__init__(f"int8 refused: {agreement}")
+        self.agreement = agreement
 
 
 def _read_report(path: Path) -> Agreement | None:
@@ -103,18 +112,3 @@ def _export(model_dir: Path, target: Path) -> None:
 
     log.info("exporting %s to ONNX (once; cached in %s)", model_dir, target.parent)
     export_onnx(model_dir, target)
-
-
-def _build(target: Path, build: Callable[[Path], None]) -> None:
-    tmp = target.with_name(f"{target.stem}-{os.getpid()}.partial")
-    try:
-        build(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

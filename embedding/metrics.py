@@ -1,4 +1,7 @@
-"""Prometheus metrics of the embedding service, on its own registry."""
+"""Prometheus metrics of the embedding service, on its own registry.
+
+Names follow ``p2_embedding_<what>_<unit>``; counters get ``_total`` on the wire.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ class EmbeddingMetrics:
         self.registry = r = CollectorRegistry()
         self.requests = Counter(
             "p2_embedding_requests",
-            "Requests by endpoint and HTTP status.",
-            ["endpoint", "status"],
+            "HTTP requests by route template and status.",
+            ["route", "status"],
             registry=r,
         )
         self.inputs = Counter("p2_embedding_inputs", "Texts embedded.", registry=r)
@@ -25,10 +28,12 @@ class EmbeddingMetrics:
             "p2_embedding_truncated_inputs", "Inputs cut to the token limit.", registry=r
         )
         self.rejected = Counter(
-            "p2_embedding_rejected", "Requests refused because the queue was full.", registry=r
+            "p2_embedding_rejected_requests",
+            "Requests refused because the queue was full.",
+            registry=r,
         )
-        self.batch_size = Histogram(
-            "p2_embedding_batch_size",
+        self.batch_inputs = Histogram(
+            "p2_embedding_batch_inputs",
             "Inputs per micro-batch (several requests merged).",
             buckets=_BATCH_BUCKETS,
             registry=r,
@@ -39,7 +44,9 @@ class EmbeddingMetrics:
             buckets=_SECONDS_BUCKETS,
             registry=r,
         )
-        self._queue = Gauge("p2_embedding_queue_depth", "Inputs waiting for a batch.", registry=r)
+        self._queued = Gauge(
+            "p2_embedding_queued_inputs", "Inputs waiting for a batch.", registry=r
+        )
         self.info = Gauge(
             "p2_embedding_info",
             "The model served and the backend in use.",
@@ -48,4 +55,4 @@ class EmbeddingMetrics:
         )
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
-        self._queue.set_function(lambda: float(depth()))
+        self._queued.set_function(lambda: float(depth()))

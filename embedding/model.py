@@ -7,13 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from p2.core.openai import ModelNotFound
+
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_ALIASES = ("sentence-transformers/all-MiniLM-L6-v2",)
 _FALLBACK_MAX_TOKENS = 512
-
-
-class ModelNotFound(FileNotFoundError):
-    """The configured model directory does not exist or is not a sentence-transformers model."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from embedding.batching import Vectors
+from embedding.encoders.base import Vectors
 from p2.core.errors import BadRequest
 
 

@@ -20,7 +20,7 @@ from onnxruntime.quantization import (  # type: ignore[import-untyped, unused-ig
     quantize_dynamic,
 )
 
-from embedding.batching import Vectors
+from embedding.encoders.base import Vectors
 
 MIN_MEAN_COSINE = 0.99
 MIN_COSINE = 0.95

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedding.batching import Vectors, embed_all
-from embedding.encoders.base import Encoder
+from embedding.encoders.base import Encoder, Vectors
 from embedding.model import ModelInfo, resolve_model
+from embedding.padding import embed_all
 from embedding.quantize import Agreement, agreement
 from embedding.samples import stdlib_passages
 from embedding.settings import Backend, EmbeddingSettings
 from embedding.tokenizer import TextTokenizer, Tokenized
+from p2.core.settings import use_local_models_only
 
 log = logging.getLogger("p2.embedding")
 
@@ -36,7 +37,7 @@ class Runtime:
         return self.encoders[0]
 
     @property
-    def backend(self) -> str:
+    def backend(self) -> Backend:
         return self.encoder.name
 
     def embed_tokens(self, items: Sequence[Tokenized], worker: int = 0) -> Vectors:
@@ -68,7 +69,11 @@ def token_limit(settings: EmbeddingSettings, model: ModelInfo) -> int:
 
 
 def load_runtime(settings: EmbeddingSettings, cache_root: Path) -> Runtime:
-    """Build the runtime the settings ask for; slow on the first ONNX start (export)."""
+    """Build the runtime the settings ask for; slow on the first ONNX start (export).
+
+    Hugging Face libraries are kept offline first (they are imported from here on).
+    """
+    use_local_models_only()
     model = resolve_model(settings.model, settings.model_name, settings.model_alias)
     tokenizer = TextTokenizer(model.path, token_limit(settings, model))
     if settings.backend is Backend.TORCH:
@@ -94,13 +99,13 @@ def _load_onnx(
         reference = Runtime(
             model,
             tokenizer,
-            (OnnxEncoder(fp32, settings.threads, "onnx"),),
+            (OnnxEncoder(fp32, settings.threads, Backend.ONNX),),
             settings.max_batch_tokens,
         )
         candidate = Runtime(
             model,
             tokenizer,
-            (OnnxEncoder(int8, settings.threads, "onnx-int8"),),
+            (OnnxEncoder(int8, settings.threads, Backend.ONNX_INT8),),
             settings.max_batch_tokens,
         )
         texts = stdlib_passages()[:CHECK_PASSAGES]
@@ -113,7 +118,9 @@ def _load_onnx(
             artifacts.agreement.mean,
             artifacts.agreement.min,
         )
-    path, name = (artifacts.int8, "onnx-int8") if artifacts.int8 else (artifacts.fp32, "onnx")
+    path, name = (
+        (artifacts.int8, Backend.ONNX_INT8) if artifacts.int8 else (artifacts.fp32, Backend.ONNX)
+    )
     workers = settings.workers or settings.threads
     threads = max(1, settings.threads // workers)
     encoders = tuple(OnnxEncoder(path, threads, name) for _ in range(workers))

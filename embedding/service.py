@@ -8,21 +8,32 @@ from functools import partial
 
 from fastapi.responses import Response
 
-from embedding.batcher import BatcherClosed, MicroBatcher, QueueFull
 from embedding.encoders.base import EncoderError
 from embedding.metrics import EmbeddingMetrics
+from embedding.micro_batcher import BatcherClosed, MicroBatcher
 from embedding.protocol import EmbeddingRequest, check_dimensions, input_texts, render
 from embedding.runtime import Runtime
 from embedding.settings import EmbeddingSettings
 from embedding.tokenizer import Tokenized
-from p2.core.errors import APIError, BadRequest, NotFound, ServiceUnavailable
+from p2.core.errors import APIError, BadRequest, ServiceUnavailable
 from p2.core.health import Readiness
+from p2.core.openai import (
+    RETRY_SOON,
+    QueueFull,
+    busy,
+    model_card,
+    model_list,
+    not_ready,
+    unknown_model,
+)
 
 # Tokenizing more characters than this moves off the event loop.
 _INLINE_TOKENIZE_CHARS = 4096
 
 
 class EmbeddingService:
+    """The loaded model behind ``/v1/embeddings`` and ``/v1/models``; ready once ``attach``-ed."""
+
     def __init__(
         self, settings: EmbeddingSettings, readiness: Readiness, metrics: EmbeddingMetrics
     ) -> None:
@@ -50,11 +61,7 @@ class EmbeddingService:
     @property
     def runtime(self) -> Runtime:
         if self._runtime is None or self._batcher is None or not self.readiness.ready:
-            raise ServiceUnavailable(
-                f"The model is not ready: {self.readiness.detail}.",
-                code="model_loading",
-                headers={"Retry-After": "1"},
-            )
+            raise not_ready(self.readiness.detail)
         return self._runtime
 
     async def aclose(self) -> None:
@@ -63,18 +70,18 @@ class EmbeddingService:
 
     def list_models(self) -> dict[str, object]:
         names = self._runtime.model.names if self._runtime else ()
-        return {"object": "list", "data": [self.describe(name) for name in names]}
+        return model_list(self.describe(name) for name in names)
 
     def describe(self, name: str) -> dict[str, object]:
         runtime = self.runtime
         if name not in runtime.model.names:
-            raise self._unknown(name, runtime)
-        return {"id": name, "object": "model", "created": self.created, "owned_by": "p2"}
+            raise unknown_model(name, runtime.model.names)
+        return model_card(name, self.created)
 
     async def embed(self, body: EmbeddingRequest) -> Response:
         runtime = self.runtime
         if body.model is not None and body.model not in runtime.model.names:
-            raise self._unknown(body.model, runtime)
+            raise unknown_model(body.model, runtime.model.names)
         check_dimensions(body.dimensions, runtime.encoder.dimension)
         texts = input_texts(body.input, self.settings.max_inputs)
         tokens = await self._tokenize(runtime, texts)
@@ -83,13 +90,9 @@ class EmbeddingService:
             vectors = await self._batcher.embed(tokens)
         except QueueFull:
             self.metrics.rejected.inc()
-            raise ServiceUnavailable(
-                "The server is busy: its embedding queue is full. Retry shortly.",
-                code="queue_full",
-                headers={"Retry-After": "1"},
-            ) from None
+            raise busy("embedding queue") from None
         except BatcherClosed as exc:
-            raise ServiceUnavailable(str(exc), headers={"Retry-After": "1"}) from None
+            raise ServiceUnavailable(str(exc), headers=RETRY_SOON) from None
         except EncoderError as exc:
             raise APIError(f"The model failed to compute the embeddings: {exc}") from None
         prompt_tokens = sum(len(t) for t in tokens)
@@ -117,12 +120,3 @@ class EmbeddingService:
             )
         self.metrics.truncated.inc(len(cut))
         return tokens
-
-    @staticmethod
-    def _unknown(name: str, runtime: Runtime) -> NotFound:
-        known = ", ".join(runtime.model.names)
-        return NotFound(
-            f"The model '{name}' does not exist on this server. Available: {known}.",
-            param="model",
-            code="model_not_found",
-        )

@@ -12,12 +12,12 @@ import collections
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-
-class QueueFull(Exception):
-    """Every slot is busy and the wait queue is at its bound."""
+from p2.core.openai import QueueFull
 
 
 class Admission:
+    """``slots`` requests run at once; up to ``max_queue`` more wait, in arrival order."""
+
     def __init__(self, slots: int, max_queue: int) -> None:
         self._free = slots
         self._max_queue = max_queue
@@ -29,6 +29,7 @@ class Admission:
         return len(self._waiters)
 
     async def acquire(self) -> None:
+        """Take a slot, waiting in line if need be; ``QueueFull`` if the line is full."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
             self.in_use += 1

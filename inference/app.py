@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,13 +12,13 @@ from inference import prompting
 from inference.admission import Admission
 from inference.engines.base import Engine, EngineError
 from inference.metrics import InferenceMetrics
-from inference.model import ModelNotFound, resolve_model
+from inference.model import resolve_model
 from inference.routes import build_router
-from inference.serving import InferenceService, ServedModel
+from inference.service import InferenceService, ServedModel
 from inference.settings import EngineKind, InferenceSettings
-from p2.core.errors import install_error_handlers
-from p2.core.health import Readiness, health_router
-from p2.core.metrics import CountRequests, metrics_router
+from p2.core.app import service_app
+from p2.core.health import Readiness
+from p2.core.openai import ModelNotFound
 from p2.core.settings import CoreSettings
 
 log = logging.getLogger("p2.inference")
@@ -89,17 +86,14 @@ def create_app(settings: InferenceSettings, core: CoreSettings | None = None) ->
             engine.n_ctx,
         )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=load, name="model-loader", daemon=True).start()
-        yield
-        await service.aclose()
-
-    app = FastAPI(title=f"P2 inference ({settings.role.value})", lifespan=lifespan)
-    install_error_handlers(app)
-    app.include_router(health_router(readiness))
-    app.include_router(metrics_router(metrics.registry))
-    app.include_router(build_router(service))
-    app.add_middleware(CountRequests, counter=metrics.requests)
+    app = service_app(
+        f"P2 inference ({settings.role.value})",
+        routers=[build_router(service)],
+        registry=metrics.registry,
+        requests=metrics.requests,
+        readiness=readiness,
+        load=load,
+        close=service.aclose,
+    )
     app.state.service = service
     return app

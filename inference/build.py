@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -68,9 +69,23 @@ def flags_key() -> str:
     return hashlib.sha256(" ".join(cpu_cmake_flags()).encode()).hexdigest()[:10]
 
 
+@dataclass(frozen=True)
+class BuildSettings:
+    """The two variables the build reads. Plain (no pydantic): this module runs before the
+    project and its dependencies are installed."""
+
+    cache_home: Path  # XDG_CACHE_HOME
+    llama_server_bin: Path | None  # LLAMA_SERVER_BIN
+
+    @classmethod
+    def from_environ(cls) -> BuildSettings:
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        binary = os.environ.get("LLAMA_SERVER_BIN")
+        return cls(Path(cache), Path(binary) if binary else None)
+
+
 def p2_cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "p2"
+    return BuildSettings.from_environ().cache_home / "p2"
 
 
 def build_wheel() -> Path:
@@ -128,11 +143,10 @@ def cached_binary() -> Path:
     return p2_cache() / "bin" / f"llama-server-{version('llama-cpp-python')}-{flags_key()}"
 
 
-def find_llama_server() -> Path | None:
-    """``LLAMA_SERVER_BIN``, then ``llama-server`` on PATH, then P2's cached build."""
-    configured = os.environ.get("LLAMA_SERVER_BIN")
-    if configured:
-        return Path(configured) if Path(configured).is_file() else None
+def find_llama_server(configured: Path | None = None) -> Path | None:
+    """``configured`` (``LLAMA_SERVER_BIN``), then ``llama-server`` on PATH, then P2's build."""
+    if configured is not None:
+        return configured if configured.is_file() else None
     on_path = shutil.which("llama-server")
     if on_path:
         return Path(on_path)

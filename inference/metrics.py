@@ -1,4 +1,7 @@
-"""Prometheus metrics of one inference server."""
+"""Prometheus metrics of one inference server, on its own registry.
+
+Names follow ``p2_inference_<what>_<unit>``; counters get ``_total`` on the wire.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,11 @@ _TPS_BUCKETS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 200, 500, 1000)
 
 class InferenceMetrics:
     def __init__(self, admission: Admission, role: str) -> None:
-        self.registry = CollectorRegistry()
-        labels = {"role": role}
-        r = self.registry
+        self.registry = r = CollectorRegistry()
         self.requests = Counter(
             "p2_inference_requests",
-            "Requests by endpoint and HTTP status.",
-            ["endpoint", "status"],
+            "HTTP requests by route template and status.",
+            ["route", "status"],
             registry=r,
         )
         self.prompt_tokens = Counter(
@@ -28,10 +29,12 @@ class InferenceMetrics:
             "p2_inference_generated_tokens", "Tokens generated.", registry=r
         )
         self.rejected = Counter(
-            "p2_inference_rejected", "Requests refused because the queue was full.", registry=r
+            "p2_inference_rejected_requests",
+            "Requests refused because the queue was full.",
+            registry=r,
         )
         self.cancelled = Counter(
-            "p2_inference_cancelled",
+            "p2_inference_cancelled_requests",
             "Generations stopped early because the client went away or the request failed.",
             registry=r,
         )
@@ -47,11 +50,11 @@ class InferenceMetrics:
             buckets=_TPS_BUCKETS,
             registry=r,
         )
-        queue = Gauge("p2_inference_queue_depth", "Requests waiting for a slot.", registry=r)
-        queue.set_function(lambda: admission.waiting)
-        in_flight = Gauge("p2_inference_in_flight", "Requests being generated.", registry=r)
-        in_flight.set_function(lambda: admission.in_use)
-        info = Gauge(
-            "p2_inference_info", "Static facts about this server.", list(labels), registry=r
+        queued = Gauge("p2_inference_queued_requests", "Requests waiting for a slot.", registry=r)
+        queued.set_function(lambda: admission.waiting)
+        in_flight = Gauge(
+            "p2_inference_in_flight_requests", "Requests being generated.", registry=r
         )
-        info.labels(**labels).set(1)
+        in_flight.set_function(lambda: admission.in_use)
+        info = Gauge("p2_inference_info", "Static facts about this server.", ["role"], registry=r)
+        info.labels(role=role).set(1)

@@ -8,14 +8,10 @@ records the verified digest beside the file; later starts only ``stat`` it.
 from __future__ import annotations
 
 import fcntl
-import os
 from pathlib import Path
 
-DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
-
-
-class ModelNotFound(FileNotFoundError):
-    """The configured GGUF file does not exist."""
+from p2.core.files import atomic_write, replacing
+from p2.core.openai import ModelNotFound
 
 
 def default_model_path(models_dir: Path) -> Path:
@@ -31,11 +27,9 @@ def default_model_path(models_dir: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _stamp_matches(target, stamp, pkg.EXPECTED_SHA256):
             return target
-        partial = target.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        pkg.assemble(partial, overwrite=True)  # verifies the sha256
-        os.replace(partial, target)
-        stamp.write_text(f"{pkg.EXPECTED_SHA256} {target.stat().st_size}\n")
+        with replacing(target) as partial:
+            pkg.assemble(partial, overwrite=True)  # verifies the sha256
+        atomic_write(stamp, f"{pkg.EXPECTED_SHA256} {target.stat().st_size}\n")
     return target
 
 
@@ -47,6 +41,7 @@ def _stamp_matches(target: Path, stamp: Path, digest: str) -> bool:
 
 
 def resolve_model(model_path: Path | None, models_dir: Path) -> Path:
+    """The GGUF to serve: ``model_path``, or the default assembled in ``models_dir``."""
     if model_path is None:
         return default_model_path(models_dir)
     path = model_path.expanduser()

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from inference.protocol import ChatCompletionRequest, CompletionRequest
-from inference.serving import InferenceService
+from inference.service import InferenceService
 
 
 def build_router(service: InferenceService) -> APIRouter:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from p2.core.settings import ServiceSettings, given
@@ -52,6 +52,10 @@ class InferenceSettings(ServiceSettings):
     chat_format: str = "auto"  # auto: the GGUF's template, else gemma
     max_tokens_default: int = Field(default=512, ge=1)
     seed: int = -1
+    # The llama-server binary for the llama-server engine; unset: PATH, then P2's build.
+    llama_server_bin: Path | None = Field(
+        default=None, validation_alias=AliasChoices("LLAMA_SERVER_BIN")
+    )
 
     @classmethod
     def for_role(cls, role: Role | str, **overrides: Any) -> InferenceSettings:

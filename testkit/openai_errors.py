@@ -6,8 +6,11 @@ from typing import Any, Protocol
 
 
 class _Response(Protocol):
-    status_code: int
-    text: str
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
 
     def json(self) -> Any: ...
 

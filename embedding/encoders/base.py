@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from embedding.batching import Vectors
+import numpy as np
+from numpy.typing import NDArray
+
+from embedding.settings import Backend
 from embedding.tokenizer import Features
+
+Vectors = NDArray[np.float32]
 
 
 class EncoderError(RuntimeError):
@@ -16,8 +21,8 @@ class Encoder(Protocol):
     """A loaded model. ``embed`` is called from one worker thread at a time."""
 
     @property
-    def name(self) -> str:
-        """The backend actually in use (``torch``, ``onnx`` or ``onnx-int8``)."""
+    def name(self) -> Backend:
+        """The backend actually in use (an int8 request may be served by fp32 ONNX)."""
         ...
 
     @property

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort  # type: ignore[import-untyped, unused-ignore]
 
-from embedding.batching import Vectors
-from embedding.encoders.base import EncoderError
+from embedding.encoders.base import EncoderError, Vectors
+from embedding.settings import Backend
 from embedding.tokenizer import Features
 
 OUTPUT = "sentence_embedding"
@@ -29,7 +29,7 @@ def open_session(path: Path, threads: int) -> ort.InferenceSession:
 class OnnxEncoder:
     """One ONNX Runtime session; its graph ends with the model's pooling and normalization."""
 
-    def __init__(self, path: Path, threads: int, name: str) -> None:
+    def __init__(self, path: Path, threads: int, name: Backend) -> None:
         self._session = open_session(path, threads)
         self._inputs = tuple(str(i.name) for i in self._session.get_inputs())
         shape = self._session.get_outputs()[0].shape
@@ -39,7 +39,7 @@ class OnnxEncoder:
         self._name = name
 
     @property
-    def name(self) -> str:
+    def name(self) -> Backend:
         return self._name
 
     @property

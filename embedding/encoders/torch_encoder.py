@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from embedding.batching import Vectors
-from embedding.encoders.base import EncoderError
+from embedding.encoders.base import EncoderError, Vectors
+from embedding.settings import Backend
 from embedding.tokenizer import Features
 
 
@@ -34,8 +34,8 @@ class TorchEncoder:
         self._dimension = int(dimension)
 
     @property
-    def name(self) -> str:
-        return "torch"
+    def name(self) -> Backend:
+        return Backend.TORCH
 
     @property
     def dimension(self) -> int:

@@ -1,11 +1,12 @@
-"""What the serving layer needs from an engine, and nothing more."""
+"""What the service needs from an engine, and nothing more."""
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 
 class EngineError(RuntimeError):
@@ -35,11 +36,18 @@ class Usage:
     completion_tokens: int = 0
 
 
+class FinishReason(enum.StrEnum):
+    """Why a generation ended, as OpenAI's ``finish_reason`` says it."""
+
+    STOP = "stop"  # end of text, a stop string, or the generation was cancelled
+    LENGTH = "length"  # the token budget ran out
+
+
 @dataclass(frozen=True)
 class Finish:
     """The last item of a generation stream."""
 
-    reason: Literal["stop", "length"]
+    reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
 

@@ -12,13 +12,13 @@ import subprocess
 import threading
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
 from inference.build import find_llama_server
-from inference.engines.base import EngineError, Finish, GenerationParams, Usage
+from inference.engines.base import EngineError, Finish, FinishReason, GenerationParams, Usage
 from p2.core.process import ProcessError, free_port, spawn, terminate, wait_healthy
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class LlamaServerEngine:
         self._client: httpx.AsyncClient | None = None
 
     def load(self) -> None:
-        binary = find_llama_server()
+        binary = find_llama_server(self._settings.llama_server_bin)
         if binary is None:
             raise EngineError(
                 "llama-server binary not found: run `p2 build llama-server`, put llama-server "
@@ -160,8 +160,10 @@ class LlamaServerEngine:
                         usage.completion_tokens = generated
                         yield text
                     if data.get("stop"):
-                        reason: Literal["stop", "length"] = (
-                            "length" if data.get("stop_type") == "limit" else "stop"
+                        reason = (
+                            FinishReason.LENGTH
+                            if data.get("stop_type") == "limit"
+                            else FinishReason.STOP
                         )
                         done = int(data.get("tokens_predicted", generated))
                         usage.completion_tokens = done

@@ -11,16 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inference.engines.base import EngineError, Finish, GenerationParams, Usage
+from inference.engines.base import EngineError, Finish, FinishReason, GenerationParams, Usage
 from inference.engines.bridge import iterate_in_thread
-from inference.textstream import StopScanner
+from inference.stop_scanner import StopScanner
 
 if TYPE_CHECKING:
     from inference.settings import InferenceSettings
 
 
 class LlamaCppEngine:
-    """Serves one request at a time; the serving layer queues the rest."""
+    """Serves one request at a time; the service queues the rest."""
 
     def __init__(self, model_path: Path, settings: InferenceSettings) -> None:
         self._path = model_path
@@ -94,7 +94,7 @@ class LlamaCppEngine:
         scanner = StopScanner(list(params.stop))
         generated = 0
         usage.prompt_tokens = len(prompt)
-        reason: str = "length"
+        reason = FinishReason.LENGTH
         tokens = llm.generate(
             prompt,
             top_k=params.top_k,
@@ -109,10 +109,10 @@ class LlamaCppEngine:
         try:
             for token in tokens:
                 if cancel.is_set():
-                    reason = "stop"
+                    reason = FinishReason.STOP
                     break
                 if self._is_eog(self._vocab, token) and not params.ignore_eos:
-                    reason = "stop"
+                    reason = FinishReason.STOP
                     break
                 generated += 1
                 usage.completion_tokens = generated
@@ -120,7 +120,7 @@ class LlamaCppEngine:
                 if text:
                     yield text
                 if scanner.stopped:
-                    reason = "stop"
+                    reason = FinishReason.STOP
                     break
                 if generated >= params.max_tokens:
                     break
@@ -129,7 +129,7 @@ class LlamaCppEngine:
         tail = scanner.flush()
         if tail:
             yield tail
-        yield Finish("stop" if reason == "stop" else "length", len(prompt), generated)
+        yield Finish(reason, len(prompt), generated)
 
     def _piece(self, token: int) -> bytes:
         """The token's bytes, leading space kept (``Llama.detokenize`` strips it)."""

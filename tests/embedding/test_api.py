@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from embedding.runtime import Runtime, load_runtime
 from embedding.settings import EmbeddingSettings
+from testkit.openai_errors import assert_openai_error
 from tests.embedding.conftest import ClientFactory
 
 MODEL = "all-MiniLM-L6-v2"
@@ -90,17 +91,14 @@ def test_models_list_and_lookup(client: TestClient) -> None:
     assert ids[0] == MODEL and all(m["object"] == "model" for m in listed["data"])
     assert client.get(f"/v1/models/{MODEL}").json()["id"] == MODEL
     assert client.get("/v1/models/sentence-transformers/all-MiniLM-L6-v2").status_code == 200
-    missing = client.get("/v1/models/nope")
-    assert missing.status_code == 404
-    assert missing.json()["error"]["code"] == "model_not_found"
+    assert_openai_error(client.get("/v1/models/nope"), 404, code="model_not_found")
 
 
 def test_unknown_model_is_404_in_openai_format(client: TestClient) -> None:
     response = client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"})
-    assert response.status_code == 404
-    error = response.json()["error"]
-    assert error["type"] == "not_found_error"
-    assert error["param"] == "model" and error["code"] == "model_not_found"
+    error = assert_openai_error(
+        response, 404, code="model_not_found", param="model", error_type="not_found_error"
+    )
     assert "text-embedding-3-small" in error["message"] and MODEL in error["message"]
 
 
@@ -110,10 +108,13 @@ def test_health_and_metrics(client: TestClient) -> None:
     client.post("/v1/embeddings", json={"input": ""})
     text = client.get("/metrics").text
     assert 'p2_embedding_info{backend="onnx-int8",model="all-MiniLM-L6-v2"} 1.0' in text
-    assert 'p2_embedding_requests_total{endpoint="/v1/embeddings",status="200"} 1.0' in text
-    assert 'p2_embedding_requests_total{endpoint="/v1/embeddings",status="400"} 1.0' in text
+    assert 'p2_embedding_requests_total{route="/v1/embeddings",status="200"} 1.0' in text
+    assert 'p2_embedding_requests_total{route="/v1/embeddings",status="400"} 1.0' in text
     assert "p2_embedding_inputs_total 2.0" in text
-    assert "p2_embedding_batch_size_count" in text and "p2_embedding_queue_depth" in text
+    assert "p2_embedding_tokens_total" in text
+    assert "p2_embedding_rejected_requests_total 0.0" in text
+    assert "p2_embedding_batch_inputs_count" in text and "p2_embedding_batch_seconds_count" in text
+    assert "p2_embedding_queued_inputs 0.0" in text
 
 
 def test_long_input_is_truncated_by_default(client: TestClient, int8_runtime: Runtime) -> None:
@@ -139,7 +140,5 @@ def test_long_input_is_refused_when_truncation_is_off(
         fine = client.post("/v1/embeddings", json={"input": ["short", "also short"]})
         refused = client.post("/v1/embeddings", json={"input": ["short", "word " * 1000]})
     assert fine.status_code == 200
-    assert refused.status_code == 400
-    error = refused.json()["error"]
-    assert error["code"] == "context_length_exceeded" and "input[1]" in error["message"]
-    assert "256" in error["message"]
+    error = assert_openai_error(refused, 400, code="context_length_exceeded", param="input")
+    assert "input[1]" in error["message"] and "256" in error["message"]

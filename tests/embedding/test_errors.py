@@ -8,19 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from embedding.runtime import Runtime
+from testkit.openai_errors import assert_openai_error
 from tests.embedding.conftest import ClientFactory
 
-
-def _assert_openai_error(response: Any, status: int, param: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["type"] == "invalid_request_error" and error["message"]
-    if param is not None:
-        assert error["param"] == param
-    return error
+INVALID = "invalid_request_error"
 
 
 @pytest.mark.parametrize(
@@ -45,20 +36,20 @@ def _assert_openai_error(response: Any, status: int, param: str | None = None) -
 def test_bad_fields_are_400(
     client: TestClient, body: dict[str, Any], param: str, needle: str
 ) -> None:
-    error = _assert_openai_error(client.post("/v1/embeddings", json=body), 400, param)
-    assert needle in error["message"]
+    response = client.post("/v1/embeddings", json=body)
+    assert_openai_error(response, 400, param=param, error_type=INVALID, contains=needle)
 
 
 def test_token_arrays_have_their_own_code(client: TestClient) -> None:
     response = client.post("/v1/embeddings", json={"input": [1, 2, 3]})
-    assert _assert_openai_error(response, 400)["code"] == "token_input_unsupported"
+    assert_openai_error(response, 400, code="token_input_unsupported", error_type=INVALID)
 
 
 def test_invalid_json_is_400(client: TestClient) -> None:
     response = client.post(
         "/v1/embeddings", content=b'{"input": "x",', headers={"content-type": "application/json"}
     )
-    assert "JSON" in _assert_openai_error(response, 400)["message"]
+    assert_openai_error(response, 400, error_type=INVALID, contains="JSON")
 
 
 @pytest.mark.parametrize("payload", [b'["x"]', b'"x"', b"null"])
@@ -66,17 +57,23 @@ def test_body_that_is_not_an_object_is_400(client: TestClient, payload: bytes) -
     response = client.post(
         "/v1/embeddings", content=payload, headers={"content-type": "application/json"}
     )
-    _assert_openai_error(response, 400)
+    assert_openai_error(response, 400, error_type=INVALID)
 
 
 def test_too_many_inputs_is_400(client_for: ClientFactory, int8_runtime: Runtime) -> None:
     with client_for(int8_runtime, max_inputs=3) as client:
         assert client.post("/v1/embeddings", json={"input": ["a", "b", "c"]}).status_code == 200
         response = client.post("/v1/embeddings", json={"input": ["a", "b", "c", "d"]})
-    error = _assert_openai_error(response, 400, "input")
-    assert error["code"] == "too_many_inputs" and "at most 3" in error["message"]
+    assert_openai_error(
+        response,
+        400,
+        code="too_many_inputs",
+        param="input",
+        error_type=INVALID,
+        contains="at most 3",
+    )
 
 
 def test_wrong_method_and_path_are_openai_errors(client: TestClient) -> None:
-    assert "error" in client.get("/v1/embeddings").json()
-    assert client.post("/v1/nothing", json={}).json()["error"]["type"] == "not_found_error"
+    assert_openai_error(client.get("/v1/embeddings"), 405)
+    assert_openai_error(client.post("/v1/nothing", json={}), 404, error_type="not_found_error")

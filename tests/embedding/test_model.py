@@ -1,4 +1,4 @@
-"""Which model is served, under which names, configured from the environment."""
+"""Which model is served, and under which names."""
 
 from __future__ import annotations
 
@@ -8,26 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedding.model import ModelNotFound, default_model_dir, resolve_model
+from embedding.model import default_model_dir, resolve_model
 from embedding.runtime import Runtime, load_runtime
 from embedding.settings import Backend, EmbeddingSettings
+from p2.core.openai import ModelNotFound
+from testkit.openai_errors import assert_openai_error
 from tests.embedding.conftest import ClientFactory
-
-
-def test_settings_come_from_embedding_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EMBEDDING_PORT", "9103")
-    monkeypatch.setenv("EMBEDDING_BACKEND", "onnx")
-    monkeypatch.setenv("EMBEDDING_MAX_BATCH", "8")
-    monkeypatch.setenv("EMBEDDING_TRUNCATE", "false")
-    settings = EmbeddingSettings()
-    assert settings.port == 9103 and settings.backend is Backend.ONNX
-    assert settings.max_batch == 8 and settings.truncate is False
-    assert EmbeddingSettings(port=1).port == 1
-
-
-def test_default_port_and_backend() -> None:
-    settings = EmbeddingSettings()
-    assert settings.port == 8003 and settings.backend is Backend.ONNX_INT8
 
 
 def test_any_local_model_directory_is_served_under_its_name(
@@ -47,7 +33,7 @@ def test_any_local_model_directory_is_served_under_its_name(
     assert ids == ["my-minilm", "mini"]
     expected = torch_runtime.embed_texts(["hello"])[0]
     np.testing.assert_allclose(body["data"][0]["embedding"], expected, atol=1e-5)
-    assert default_name.status_code == 404
+    assert_openai_error(default_name, 404, code="model_not_found", contains="my-minilm")
 
 
 def test_a_directory_that_is_not_a_model_is_refused(tmp_path: Path) -> None:

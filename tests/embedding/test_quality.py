@@ -10,10 +10,11 @@ from fastapi.testclient import TestClient
 from sentence_transformers import SentenceTransformer
 
 from embedding.artifacts import FP32_NAME, cache_dir_for, prepare
-from embedding.batching import Vectors
+from embedding.encoders.base import Vectors
 from embedding.model import default_model_dir
 from embedding.quantize import MIN_MEAN_COSINE, Agreement, agreement, cosines
 from embedding.runtime import Runtime
+from embedding.settings import Backend
 from tests.embedding.conftest import ClientFactory
 
 
@@ -41,11 +42,11 @@ def test_every_backend_matches_sentence_transformers(
     for runtime in (torch_runtime, fp32_runtime, int8_runtime):
         with client_for(runtime) as client:
             results[runtime.backend] = cosines(_served(client, texts), reference)
-    assert set(results) == {"torch", "onnx", "onnx-int8"}
-    assert results["torch"].min() > 0.9999
-    assert results["onnx"].min() > 0.9999
-    assert results["onnx-int8"].mean() >= MIN_MEAN_COSINE  # 0.99
-    assert results["onnx-int8"].min() >= 0.95
+    assert set(results) == set(Backend)
+    assert results[Backend.TORCH].min() > 0.9999
+    assert results[Backend.ONNX].min() > 0.9999
+    assert results[Backend.ONNX_INT8].mean() >= MIN_MEAN_COSINE  # 0.99
+    assert results[Backend.ONNX_INT8].min() >= 0.95
 
 
 def test_plain_dynamic_quantization_is_refused(
@@ -63,7 +64,7 @@ def test_plain_dynamic_quantization_is_refused(
     candidate = Runtime(
         fp32_runtime.model,
         fp32_runtime.tokenizer,
-        (OnnxEncoder(naive, 2, "onnx-int8"),),
+        (OnnxEncoder(naive, 2, Backend.ONNX_INT8),),
         fp32_runtime.max_batch_tokens,
     )
     result = agreement(fp32_runtime.embed_texts, candidate.embed_texts, list(passages))

@@ -11,26 +11,25 @@ import openai
 import pytest
 
 from embedding.runtime import Runtime
-from p2.core.process import free_port, spawn, terminate, wait_healthy
+from p2.core.process import free_port, running
 
 
 @pytest.fixture(scope="module")
 def server_url(p2_home: Path, int8_runtime: Runtime) -> Iterator[str]:
     # int8_runtime has exported and quantized into $P2_HOME: this start only loads it
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     log = p2_home / "logs" / f"embedding-{port}.log"
-    proc = spawn(
+    with running(
         [sys.executable, "-m", "embedding", "--port", str(port)],
+        health_url=f"{url}/health",
+        timeout=300,
         env={"P2_HOME": str(p2_home), "EMBEDDING_THREADS": "2"},
         log_path=log,
-    )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", timeout=300, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        code = terminate(proc)
+    ) as proc:
+        yield url
     # uvicorn re-raises SIGTERM after its graceful shutdown, hence -15 rather than 0
-    assert code in (0, -15)
+    assert proc.returncode in (0, -15)
     assert "Application shutdown complete" in log.read_text(errors="replace")
 
 

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from inference.build import find_llama_server
+from inference.settings import InferenceSettings
 from tests.conftest import RunningServer, start_inference, stop
 
 ENGINES = ["llama-cpp", "llama-server"]
 
 
 def require_engine(engine: str) -> None:
-    if engine == "llama-server" and find_llama_server() is None:
+    configured = InferenceSettings().llama_server_bin
+    if engine == "llama-server" and find_llama_server(configured) is None:
         if os.environ.get("CI"):
             pytest.fail("llama-server binary missing in CI: `make test` should have built it")
         pytest.skip("llama-server not built (run `p2 build llama-server`)")

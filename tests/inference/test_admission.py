@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from inference.admission import Admission, QueueFull
+from inference.admission import Admission
+from p2.core.openai import QueueFull
 
 
 async def test_waiters_are_served_in_arrival_order() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from testkit.openai_errors import assert_openai_error
 from tests.conftest import RunningServer
 from tests.sse import parse_sse
 
@@ -76,13 +77,6 @@ def test_models_lists_the_role(tiny_server: RunningServer) -> None:
     assert "tiny" in ids  # the file name is accepted too
 
 
-def _error(response: httpx.Response) -> dict[str, object]:
-    error = response.json()["error"]
-    assert isinstance(error["message"], str) and error["message"]
-    assert "type" in error
-    return error  # type: ignore[no-any-return]
-
-
 @pytest.mark.parametrize(
     ("payload", "status", "param"),
     [
@@ -114,9 +108,8 @@ def test_bad_chat_input_gets_openai_4xx(
     with tiny_server.client(timeout=10) as client:
         response = client.post("/v1/chat/completions", json=payload)
         streamed = client.post("/v1/chat/completions", json={**payload, "stream": True})
-    assert response.status_code == status
-    assert streamed.status_code == status  # streaming must not hide the error behind a 200
-    error = _error(response)
+    error = assert_openai_error(response, status)
+    assert_openai_error(streamed, status)  # streaming must not hide the error behind a 200
     if param is not None:
         assert str(error["param"]).startswith(param)
 
@@ -128,15 +121,13 @@ def test_invalid_json_is_400(tiny_server: RunningServer) -> None:
             content=b"{not json",
             headers={"content-type": "application/json"},
         )
-    assert response.status_code == 400
-    assert "JSON" in str(_error(response)["message"])
+    assert_openai_error(response, 400, contains="JSON")
 
 
 def test_long_completion_prompt_is_400(tiny_server: RunningServer) -> None:
     with tiny_server.client(timeout=10) as client:
         response = client.post("/v1/completions", json={"prompt": "the " * 2000})
-    assert response.status_code == 400
-    assert _error(response)["code"] == "context_length_exceeded"
+    assert_openai_error(response, 400, code="context_length_exceeded", param="prompt")
 
 
 def _metric(text: str, name: str) -> float:
@@ -158,13 +149,15 @@ def test_metrics_count_tokens_and_requests(tiny_server: RunningServer) -> None:
     assert _metric(after, "p2_inference_prompt_tokens_total") > _metric(
         before, "p2_inference_prompt_tokens_total"
     )
-    assert _metric(after, "p2_inference_requests_total") > _metric(
-        before, "p2_inference_requests_total"
-    )
+    chats = 'p2_inference_requests_total{route="/v1/chat/completions",status="200"}'
+    assert _metric(after, chats) == _metric(before, chats) + 1
     for name in (
         "p2_inference_time_to_first_token_seconds_count",
-        "p2_inference_queue_depth",
-        "p2_inference_in_flight",
+        "p2_inference_queued_requests",
+        "p2_inference_in_flight_requests",
         "p2_inference_tokens_per_second_count",
+        "p2_inference_rejected_requests_total",
+        "p2_inference_cancelled_requests_total",
+        'p2_inference_info{role="chat"} 1.0',
     ):
         assert name in after

@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from testkit.openai_errors import assert_openai_error
 from tests.conftest import RunningServer, start_inference, stop
 from tests.sse import parse_sse
 
@@ -109,6 +110,5 @@ def test_a_broken_model_file_keeps_health_503_with_the_reason(
             f"{server.url}/v1/chat/completions",
             json={"messages": [{"role": "user", "content": "x"}]},
         )
-    assert response.status_code == 503
-    assert "failed to load" in str(body["error"])
-    assert chat.status_code == 503
+    assert_openai_error(response, 503, code="failed", contains="failed to load")
+    assert_openai_error(chat, 503, code="model_loading", contains="failed to load")

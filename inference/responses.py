@@ -1,4 +1,9 @@
-"""Response helpers shared by streaming endpoints: SSE framing, cleanup, disconnects."""
+"""HTTP response helpers for generation: streams that always clean up, and disconnects.
+
+A generation holds a model slot until its generator is closed; these make sure
+it is closed whether the client reads to the end, hangs up, or never reads.
+(SSE framing itself is ``p2.core.sse``; stop strings are ``stop_scanner``.)
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,11 @@ from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, TypeVar
 
 import anyio
-import orjson
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 T = TypeVar("T")
-
-DONE = b"data: [DONE]\n\n"
-
-
-def sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 class ClosingStreamingResponse(StreamingResponse):

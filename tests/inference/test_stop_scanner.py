@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from inference.textstream import StopScanner
+from inference.stop_scanner import StopScanner
 
 
 def test_stop_string_split_across_tokens_is_not_emitted() -> None:

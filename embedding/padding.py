@@ -1,4 +1,4 @@
-"""Turn a micro-batch of tokenized inputs into model calls with little padding.
+"""The padding plan: a micro-batch of tokenized inputs as model calls with little padding.
 
 Inputs are sorted by length and cut into chunks whose padded size stays under
 a token budget and whose padding stays under a fraction of their real tokens:
@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 
+from embedding.encoders.base import Vectors
 from embedding.tokenizer import Features, Tokenized
-
-Vectors = NDArray[np.float32]
 
 
 def plan_chunks(

@@ -21,18 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedding.batching import Vectors
-from embedding.encoders.base import EncoderError
+from embedding.encoders.base import EncoderError, Vectors
 from embedding.metrics import EmbeddingMetrics
 from embedding.tokenizer import Tokenized
+from p2.core.openai import QueueFull
 
 log = logging.getLogger("p2.embedding")
 
 Compute = Callable[[Sequence[Tokenized]], Vectors]
-
-
-class QueueFull(Exception):
-    """Accepting the request would put more than ``max_queue`` inputs in the queue."""
 
 
 class BatcherClosed(Exception):
@@ -84,7 +80,10 @@ class MicroBatcher:
         return len(self._queue)
 
     async def embed(self, items: Sequence[Tokenized]) -> Vectors:
-        """Vectors for ``items`` in order, computed together with other requests' inputs."""
+        """Vectors for ``items`` in order, computed together with other requests' inputs.
+
+        ``QueueFull`` if they would put more than ``max_queue`` inputs in the queue.
+        """
         if self._closed:
             raise BatcherClosed("the embedding service is shutting down")
         if len(self._queue) + len(items) > self._max_queue:
@@ -158,7 +157,7 @@ class MicroBatcher:
                 self._executors[index], self._computes[index], tokens
             )
             self._metrics.batch_seconds.observe(time.perf_counter() - started)
-            self._metrics.batch_size.observe(len(batch))
+            self._metrics.batch_inputs.observe(len(batch))
             for row, item in enumerate(batch):
                 if not item.future.done():
                     item.future.set_result(vectors[row])

@@ -1,4 +1,4 @@
-"""Serving logic for completions: validate, queue, generate, and shape OpenAI responses."""
+"""The inference service: validate, queue, generate, and shape OpenAI responses."""
 
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from inference.admission import Admission, QueueFull
+from inference.admission import Admission
 from inference.engines.base import Engine, EngineError, Finish, GenerationParams, Usage
 from inference.metrics import InferenceMetrics
 from inference.prompting import Formatter
 from inference.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields
-from inference.streaming import DONE, ClientGone, ClosingStreamingResponse, sse, unless_disconnected
-from p2.core.errors import APIError, BadRequest, NotFound, ServiceUnavailable, error_body
+from inference.responses import ClientGone, ClosingStreamingResponse, unless_disconnected
+from p2.core.errors import APIError, BadRequest
 from p2.core.health import Readiness
+from p2.core.openai import QueueFull, busy, model_card, model_list, not_ready, unknown_model
+from p2.core.sse import DONE, sse, sse_error
 
 log = logging.getLogger("p2.inference")
 
@@ -42,6 +44,8 @@ class ServedModel:
 
 
 class InferenceService:
+    """One role's model behind the OpenAI completion endpoints; ready once ``attach``-ed."""
+
     def __init__(
         self,
         *,
@@ -67,7 +71,7 @@ class InferenceService:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            raise ServiceUnavailable("The model is not loaded yet.", headers={"Retry-After": "1"})
+            raise not_ready("it is not loaded")
         return self._engine
 
     async def aclose(self) -> None:
@@ -78,11 +82,7 @@ class InferenceService:
     # -- public endpoints -------------------------------------------------
 
     def list_models(self) -> dict[str, Any]:
-        data = [
-            {"id": name, "object": "model", "created": self.model.created, "owned_by": "p2"}
-            for name in self.model.names
-        ]
-        return {"object": "list", "data": data}
+        return model_list(model_card(name, self.model.created) for name in self.model.names)
 
     async def chat(self, body: ChatCompletionRequest, request: Request) -> Response:
         self._check_ready()
@@ -105,20 +105,11 @@ class InferenceService:
 
     def _check_ready(self) -> None:
         if not self.readiness.ready:
-            raise ServiceUnavailable(
-                f"The model is not ready: {self.readiness.detail}.",
-                code="model_loading",
-                headers={"Retry-After": "1"},
-            )
+            raise not_ready(self.readiness.detail)
 
     def _check_model(self, name: str | None) -> None:
         if name is not None and name not in self.model.names:
-            known = ", ".join(self.model.names)
-            raise NotFound(
-                f"The model '{name}' does not exist on this server. Available: {known}.",
-                param="model",
-                code="model_not_found",
-            )
+            raise unknown_model(name, self.model.names)
 
     def _params(
         self,
@@ -172,11 +163,7 @@ class InferenceService:
             await self.admission.acquire()
         except QueueFull:
             self.metrics.rejected.inc()
-            raise ServiceUnavailable(
-                "The server is busy: its request queue is full. Retry shortly.",
-                code="queue_full",
-                headers={"Retry-After": "1"},
-            ) from None
+            raise busy() from None
         first_at: float | None = None
         finished = False
         usage = Usage()
@@ -275,7 +262,7 @@ class InferenceService:
             yield DONE
         except EngineError as exc:
             log.error("generation failed mid-stream: %s", exc)
-            yield sse(error_body("The model failed while generating.", "server_error"))
+            yield sse_error("The model failed while generating.")
         finally:
             await items.aclose()
 

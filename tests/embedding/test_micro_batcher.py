@@ -7,15 +7,13 @@ import re
 
 import httpx
 import numpy as np
-import pytest
-from fastapi.testclient import TestClient
 
 from embedding.app import create_app
-from embedding.batching import Vectors, plan_chunks
-from embedding.encoders.base import EncoderError
+from embedding.encoders.base import EncoderError, Vectors
 from embedding.runtime import Runtime
-from embedding.settings import EmbeddingSettings
+from embedding.settings import Backend, EmbeddingSettings
 from embedding.tokenizer import Features
+from testkit.openai_errors import assert_openai_error
 from tests.embedding.conftest import ClientFactory
 
 
@@ -42,8 +40,8 @@ async def test_concurrent_requests_are_merged_and_answered_separately(
     # every answer is its own text's vector, not a neighbour's from the shared batch
     assert list(similarity.argmax(axis=1)) == list(range(len(texts)))
     assert float(np.diag(similarity).min()) > 0.98  # int8: batch composition moves vectors a little
-    batches = _metric(metrics, "p2_embedding_batch_size_count")
-    assert _metric(metrics, "p2_embedding_batch_size_sum") == len(texts)
+    batches = _metric(metrics, "p2_embedding_batch_inputs_count")
+    assert _metric(metrics, "p2_embedding_batch_inputs_sum") == len(texts)
     assert batches < len(texts)  # requests shared model calls
     await app.state.service.aclose()
 
@@ -51,9 +49,9 @@ async def test_concurrent_requests_are_merged_and_answered_separately(
 def test_full_queue_answers_503_at_once(client_for: ClientFactory, int8_runtime: Runtime) -> None:
     with client_for(int8_runtime, max_queue=2) as client:
         response = client.post("/v1/embeddings", json={"input": ["a", "b", "c"]})
-        assert response.status_code == 503
+        assert_openai_error(response, 503, code="queue_full", contains="embedding queue")
         assert response.headers["retry-after"] == "1"
-        assert response.json()["error"]["code"] == "queue_full"
+        assert "p2_embedding_rejected_requests_total 1.0" in client.get("/metrics").text
         assert client.post("/v1/embeddings", json={"input": ["a", "b"]}).status_code == 200
 
 
@@ -65,7 +63,7 @@ class _FailsOnce:
         self.failed = False
 
     @property
-    def name(self) -> str:
+    def name(self) -> Backend:
         return self.inner.name
 
     @property
@@ -90,39 +88,5 @@ def test_a_failing_batch_is_a_500_and_the_next_one_works(
     )
     with client_for(flaky) as client:
         failed = client.post("/v1/embeddings", json={"input": "x"})
-        assert failed.status_code == 500
-        assert "simulated backend failure" in failed.json()["error"]["message"]
+        assert_openai_error(failed, 500, contains="simulated backend failure")
         assert client.post("/v1/embeddings", json={"input": "x"}).status_code == 200
-
-
-def test_requests_wait_with_503_until_the_model_is_loaded(
-    client_for: ClientFactory, tmp_path: object
-) -> None:
-    app = create_app(EmbeddingSettings(model="/nonexistent/model"))
-    with TestClient(app) as client:
-        for _ in range(600):  # the loader thread fails fast on a missing directory
-            health = client.get("/health")
-            if health.json().get("error", {}).get("code") == "failed":
-                break
-        assert health.status_code == 503
-        assert "/nonexistent/model" in health.json()["error"]["message"]
-        response = client.post("/v1/embeddings", json={"input": "x"})
-        assert response.status_code == 503
-        assert response.json()["error"]["code"] == "model_loading"
-
-
-@pytest.mark.parametrize(("budget", "padding"), [(1, 0.0), (64, 0.5), (1000, 0.0), (1000, 9.0)])
-def test_chunks_cover_every_input_once_within_budget_and_padding(
-    budget: int, padding: float
-) -> None:
-    lengths = [5, 300, 12, 12, 40, 7, 256, 3, 90, 41]
-    chunks = plan_chunks(lengths, budget, padding)
-    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(lengths)))
-    for chunk in chunks:
-        padded = len(chunk) * max(lengths[i] for i in chunk)
-        real = sum(lengths[i] for i in chunk)
-        assert len(chunk) == 1 or (padded <= budget and padded <= real * (1 + padding))
-    flat = [lengths[i] for chunk in chunks for i in chunk]
-    assert flat == sorted(flat)
-    if padding == 0.0 and budget == 1000:
-        assert [lengths[i] for i in chunks[3]] == [12, 12]  # equal lengths still share a call
