@@ -22,9 +22,11 @@ import httpx
 import orjson
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from p2.core.errors import APIError, BadRequest, GatewayTimeout, ServiceUnavailable, error_body
+from p2.core.errors import APIError, BadRequest, GatewayTimeout, ServiceUnavailable
+from p2.core.sse import DONE, sse, sse_error
 from rag.citations import attribute, cited_numbers
-from rag.names import check_collection
+from rag.completion_to_chat import chat_from_completion, chunk_from_completion
+from rag.identifiers import check_collection
 from rag.prompting import (
     COMPLETION_STOP,
     build_messages,
@@ -35,8 +37,7 @@ from rag.prompting import (
 )
 from rag.protocol import ChatBody
 from rag.retrieval import Result, Retriever
-from rag.settings import RagSettings
-from rag.translate import chat_from_completion, chunk_from_completion
+from rag.settings import Citations, PromptStyle, RagSettings
 
 log = logging.getLogger("p2.rag.answering")
 MODEL_PREFIX = "rag/"
@@ -70,10 +71,6 @@ def _upstream_error(response: httpx.Response, body: bytes) -> APIError:
             error_type="api_error",
         )
     return APIError(f"The gateway failed (HTTP {status}): {message}", status_code=502)
-
-
-def _sse(obj: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
 def _content_chunk(like: dict[str, Any], text: str) -> dict[str, Any]:
@@ -112,7 +109,7 @@ class Answerer:
         results = await self.retriever.query(collection, question, body.top_k, body.mode)
         extra = {k: v for k, v in (body.model_extra or {}).items() if k not in _OURS}
         upstream = {**extra, "model": self.settings.llm_model, "stream": body.stream}
-        if self.settings.prompt_style == "completion":
+        if self.settings.prompt_style is PromptStyle.COMPLETION:
             path = "/v1/completions"
             upstream["prompt"] = completion_prompt(body.messages, at, results)
             upstream.setdefault("stop", list(COMPLETION_STOP))
@@ -141,17 +138,17 @@ class Answerer:
 
     def _cite(self, turn: _Turn, answer: str) -> tuple[str, str, list[dict[str, Any]]]:
         """The answer with citations added, the added part alone, and the sources list."""
-        if self.settings.citations == "model":
+        if self.settings.citations is Citations.MODEL:
             cited = cited_numbers(answer, len(turn.results))
             return answer, "", sources_json(turn.results, cited)
         texts = [r.text for r in turn.results]
-        done = attribute(answer, texts, turn.question, self.retriever.bm25)
+        done = attribute(answer, texts, turn.question, self.retriever.engine.bm25)
         return done.text, done.suffix, sources_json(turn.results, done.cited)
 
     async def _complete(self, response: httpx.Response, turn: _Turn) -> JSONResponse:
         try:
             data = orjson.loads(await response.aread())
-            if self.settings.prompt_style == "completion":
+            if self.settings.prompt_style is PromptStyle.COMPLETION:
                 data = chat_from_completion(data)
             message = data["choices"][0]["message"]
             answer = str(message.get("content") or "")
@@ -169,7 +166,7 @@ class Answerer:
     async def _relay(self, response: httpx.Response, turn: _Turn) -> AsyncIterator[bytes]:
         parts: list[str] = []
         sent_sources = False
-        completion = self.settings.prompt_style == "completion"
+        completion = self.settings.prompt_style is PromptStyle.COMPLETION
         try:
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
@@ -182,7 +179,7 @@ class Answerer:
                 except orjson.JSONDecodeError:
                     continue
                 if "error" in chunk:
-                    yield _sse(chunk)
+                    yield sse(chunk)
                     return
                 if completion:
                     chunk = chunk_from_completion(chunk, first=not parts)
@@ -194,12 +191,12 @@ class Answerer:
                 if finished and not sent_sources:
                     _, suffix, chunk["sources"] = self._cite(turn, "".join(parts))
                     if suffix:
-                        yield _sse(_content_chunk(chunk, suffix))
+                        yield sse(_content_chunk(chunk, suffix))
                     sent_sources = True
-                yield _sse(chunk)
+                yield sse(chunk)
         except httpx.HTTPError as exc:
             log.warning("gateway stream broke: %s", exc)
-            yield _sse(error_body("The gateway stream broke mid-answer.", "server_error"))
+            yield sse_error("The gateway stream broke mid-answer.")
             return
         finally:
             await response.aclose()
@@ -207,6 +204,6 @@ class Answerer:
             _, suffix, sources = self._cite(turn, "".join(parts))
             base = {"object": "chat.completion.chunk", "model": turn.public}
             if suffix:
-                yield _sse({**base, "choices": [{"index": 0, "delta": {"content": suffix}}]})
-            yield _sse({**base, "choices": [], "sources": sources})
-        yield b"data: [DONE]\n\n"
+                yield sse({**base, "choices": [{"index": 0, "delta": {"content": suffix}}]})
+            yield sse({**base, "choices": [], "sources": sources})
+        yield DONE

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from p2.core.errors import error_response, install_error_handlers
-from p2.core.metrics import CountRequests, metrics_router
+from p2.core.app import service_app
+from p2.core.errors import error_response
 from p2.core.settings import CoreSettings
 from rag.answering import Answerer
 from rag.embedder import Embedder
+from rag.engine import Engine
 from rag.errors import (
     CollectionNotFound,
     EmbeddingError,
@@ -32,7 +31,7 @@ from rag.routes import build_router
 from rag.settings import RagSettings
 from rag.sparse import Bm25Encoder
 from rag.store.base import VectorStore
-from rag.store.factory import describe, open_store
+from rag.store.factory import open_store
 
 log = logging.getLogger("p2.rag")
 
@@ -64,7 +63,10 @@ def create_app(
     *,
     store: VectorStore | None = None,
 ) -> FastAPI:
-    """The RAG app; ``store`` overrides the one ``settings`` would open (tests)."""
+    """The RAG app; ``store`` overrides the one ``settings`` would open (tests).
+
+    ``/health`` is RAG's own (``HealthCheck``): ready means its dependencies answer.
+    """
     settings = settings or RagSettings()
     core = core or CoreSettings()
     metrics = RagMetrics()
@@ -91,10 +93,8 @@ def create_app(
         policy=embed_policy,
         metrics=metrics,
     )
-    bm25 = Bm25Encoder()
-    indexer = Indexer(store, embedder, bm25, settings, metrics)
-    retriever = Retriever(store, embedder, bm25, settings, metrics)
-    answerer = Answerer(gateway_client, retriever, settings)
+    engine = Engine(store, embedder, Bm25Encoder(), settings, metrics)
+    retriever = Retriever(engine)
     health = HealthCheck(
         store,
         embedder,
@@ -103,25 +103,26 @@ def create_app(
         gateway_url=settings.gateway_url,
         timeout=settings.health_timeout,
     )
+    router = build_router(
+        Indexer(engine),
+        retriever,
+        Answerer(gateway_client, retriever, settings),
+        health,
+        settings.max_document_bytes,
+    )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        log.info("RAG store: %s", describe(settings, core.home))
-        yield
+    async def close() -> None:
         await embed_client.aclose()
         await gateway_client.aclose()
         store.close()
 
-    app = FastAPI(title="P2 RAG", lifespan=lifespan)
-    install_error_handlers(app)
-    app.add_exception_handler(RagError, _rag_error)
-    app.include_router(metrics_router(metrics.registry))
-    app.include_router(
-        build_router(indexer, retriever, answerer, health, settings.max_document_bytes)
+    app = service_app(
+        "P2 RAG",
+        routers=[router],
+        registry=metrics.registry,
+        requests=metrics.requests,
+        close=close,
     )
-    app.add_middleware(CountRequests, counter=metrics.requests)
+    app.add_exception_handler(RagError, _rag_error)
     app.state.store = store
-    app.state.metrics = metrics
-    app.state.indexer = indexer
-    app.state.retriever = retriever
     return app

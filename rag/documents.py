@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rag.names import chunk_point_id, doc_point_id
+from rag.identifiers import chunk_point_id, doc_point_id
 from rag.store.base import Record, Sparse, StoredPoint, Where
 
 KIND_CHUNK = "chunk"

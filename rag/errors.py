@@ -40,13 +40,5 @@ class EmbeddingUnavailable(EmbeddingError, TransientError):
     """The embedding service could not be reached or answered 5xx/429."""
 
 
-class GatewayError(RagError):
-    """The gateway refused or failed the generation request."""
-
-    def __init__(self, message: str, status_code: int = 502) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
 class ExtractionError(RagError):
     """A document's bytes could not be turned into text (bad PDF, bad encoding)."""

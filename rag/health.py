@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from anyio import to_thread
 from fastapi.responses import JSONResponse
 
 from p2.core.errors import error_response
 from rag.embedder import Embedder
 from rag.errors import EmbeddingError, StoreError
 from rag.store.base import VectorStore
-from rag.threads import off_loop
 
 
 class HealthCheck:
@@ -37,7 +37,7 @@ class HealthCheck:
 
     async def _qdrant(self) -> str | None:
         try:
-            await asyncio.wait_for(off_loop(self.store.ping), self.timeout)
+            await asyncio.wait_for(to_thread.run_sync(self.store.ping), self.timeout)
         except (StoreError, TimeoutError) as exc:
             return f"qdrant ({exc or 'timed out'})"
         return None

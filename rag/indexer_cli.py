@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,10 @@ import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from p2.core.files import atomic_write
+from p2.core.settings import CoreSettings
 from rag.extract import is_supported
+from rag.protocol import Outcome
 
 _BATCH_BYTES = 4 * 1024 * 1024
 
@@ -78,10 +80,8 @@ class _State:
             self.done = {}
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.done))
-        os.replace(tmp, self.path)
+        # No fsync: a state file lost to a crash only costs re-uploads the server skips.
+        atomic_write(self.path, json.dumps(self.done), fsync=False)
 
 
 def _batches(files: list[tuple[str, Path]], size: int) -> Iterator[list[tuple[str, Path]]]:
@@ -159,14 +159,18 @@ def index(
     timeout: float = 600.0,
     retries: int = 4,
 ) -> IndexReport:
-    """Index every .txt/.md/.html/.pdf under ``path`` into ``collection`` at ``url``."""
+    """Index every .txt/.md/.html/.pdf under ``path`` into ``collection`` at ``url``.
+
+    ``state_dir`` defaults to ``index-state`` under ``P2_HOME``.
+    """
     if not path.exists():
         raise IndexingFailed(f"{path} does not exist")
     files, unsupported = discover(path)
     report = IndexReport(files=len(files), unsupported=unsupported)
     root = path if path.is_dir() else path.parent
-    home = Path(os.environ.get("P2_HOME", Path.home() / ".p2")).expanduser()
-    state = _State(state_dir or home / "index-state", url, collection, root)
+    if state_dir is None:
+        state_dir = CoreSettings().home.expanduser() / "index-state"
+    state = _State(state_dir, url, collection, root)
     client = _Client(url, api_key, timeout, retries)
     try:
         on_server = client.server_ids(collection)
@@ -215,7 +219,7 @@ def _send(
         return
     stamps = {doc_id: _stamp(file) for doc_id, file in batch}
     for outcome in response.json()["documents"]:
-        if outcome["status"] == "indexed":
+        if outcome["status"] == Outcome.INDEXED:
             report.indexed += 1
             report.chunks += int(outcome["chunks"])
         else:

@@ -14,8 +14,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
+
+from anyio import to_thread
 
 from p2.core.errors import BadRequest, NotFound
 from rag import chunking
@@ -30,26 +31,25 @@ from rag.documents import (
     manifests_by_doc,
     stale_chunks,
 )
-from rag.embedder import Embedder
-from rag.metrics import RagMetrics
-from rag.names import check_collection, check_document_id, doc_point_id
-from rag.settings import RagSettings
-from rag.sparse import Bm25Encoder
-from rag.store.base import StoredPoint, VectorStore
-from rag.threads import off_loop
+from rag.engine import Engine, collection_not_found
+from rag.identifiers import check_collection, check_document_id, doc_point_id
+from rag.protocol import Outcome
+from rag.store.base import StoredPoint
 
 log = logging.getLogger("p2.rag.indexing")
 _UPSERT_BATCH = 256
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DocumentOutcome:
+    """One document of an indexing request: indexed or unchanged, and its chunk count."""
+
     id: str
-    status: str  # "indexed" or "unchanged"
+    status: Outcome
     chunks: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status, "chunks": self.chunks}
+        return {"id": self.id, "status": self.status.value, "chunks": self.chunks}
 
 
 @dataclass
@@ -62,33 +62,23 @@ class _Pending:
 class Indexer:
     """Writes documents into collections; one writer per collection at a time."""
 
-    def __init__(
-        self,
-        store: VectorStore,
-        embedder: Embedder,
-        bm25: Bm25Encoder,
-        settings: RagSettings,
-        metrics: RagMetrics,
-    ) -> None:
-        self.store = store
-        self.embedder = embedder
-        self.bm25 = bm25
-        self.settings = settings
-        self.metrics = metrics
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def lock(self, collection: str) -> asyncio.Lock:
         return self._locks[collection]
 
     def _digest(self, doc: Document) -> str:
+        settings = self.engine.settings
         return content_hash(
             doc,
-            chunk_size=self.settings.chunk_size,
-            overlap=self.settings.chunk_overlap,
-            model=self.settings.embedding_model,
+            chunk_size=settings.chunk_size,
+            overlap=settings.chunk_overlap,
+            model=settings.embedding_model,
         )
 
-    async def index(self, collection: str, docs: list[Document]) -> list[Outcome]:
+    async def index(self, collection: str, docs: list[Document]) -> list[DocumentOutcome]:
         check_collection(collection)
         _check_batch(docs)
         digests = {doc.id: self._digest(doc) for doc in docs}
@@ -103,33 +93,36 @@ class Indexer:
         outcomes = []
         for doc in docs:
             if doc.id in written:
-                outcomes.append(Outcome(doc.id, "indexed", written[doc.id]))
+                outcomes.append(DocumentOutcome(doc.id, Outcome.INDEXED, written[doc.id]))
             else:
-                outcomes.append(Outcome(doc.id, "unchanged", int(current[doc.id].get("chunks", 0))))
-        self.metrics.documents.labels("indexed").inc(len(written))
-        self.metrics.documents.labels("unchanged").inc(len(docs) - len(written))
+                chunks = int(current[doc.id].get("chunks", 0))
+                outcomes.append(DocumentOutcome(doc.id, Outcome.UNCHANGED, chunks))
+        documents = self.engine.metrics.documents
+        documents.labels(Outcome.INDEXED.value).inc(len(written))
+        documents.labels(Outcome.UNCHANGED.value).inc(len(docs) - len(written))
         return outcomes
 
     def _split(self, doc: Document) -> list[chunking.Chunk]:
-        return chunking.split(doc.text, self.settings.chunk_size, self.settings.chunk_overlap)
+        settings = self.engine.settings
+        return chunking.split(doc.text, settings.chunk_size, settings.chunk_overlap)
 
     async def _manifests(self, collection: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-        if not await off_loop(lambda: self.store.collection_exists(collection)):
+        store = self.engine.store
+        if not await to_thread.run_sync(store.collection_exists, collection):
             return {}
         point_ids = [doc_point_id(i) for i in ids]
-        records = await off_loop(lambda: self.store.retrieve(collection, point_ids))
-        return manifests_by_doc(records)
+        return manifests_by_doc(await to_thread.run_sync(store.retrieve, collection, point_ids))
 
     async def _write(self, collection: str, pending: list[_Pending]) -> dict[str, int]:
         """Embed and store document groups in turn: a failure keeps the groups already done."""
+        engine = self.engine
         written: dict[str, int] = {}
         ensured = False
-        for group in _groups(pending, 4 * self.settings.embed_batch):
+        for group in _groups(pending, 4 * engine.settings.embed_batch):
             texts = [c.text for p in group for c in p.chunks]
-            dense = await self.embedder.embed(texts, "embed_documents")
+            dense = await engine.embedder.embed(texts, "embed_documents")
             if not ensured:
-                ensure = partial(self.store.ensure_collection, collection, len(dense[0]))
-                await off_loop(ensure)
+                await to_thread.run_sync(engine.store.ensure_collection, collection, len(dense[0]))
                 ensured = True
             offset = 0
             for item in group:
@@ -137,7 +130,7 @@ class Indexer:
                 offset += len(item.chunks)
                 points = [
                     chunk_point(
-                        item.doc, item.digest, c.index, c.text, v, self.bm25.document(c.text)
+                        item.doc, item.digest, c.index, c.text, v, engine.bm25.document(c.text)
                     )
                     for c, v in zip(item.chunks, vectors, strict=True)
                 ]
@@ -146,45 +139,48 @@ class Indexer:
         return written
 
     async def _replace(self, collection: str, item: _Pending, points: list[StoredPoint]) -> None:
+        store = self.engine.store
         for start in range(0, len(points), _UPSERT_BATCH):
             batch = points[start : start + _UPSERT_BATCH]
-            await off_loop(partial(self.store.upsert, collection, batch))
+            await to_thread.run_sync(store.upsert, collection, batch)
         manifest = manifest_point(item.doc, item.digest, len(points))
-        await off_loop(lambda: self.store.upsert(collection, [manifest]))
-        await off_loop(
-            lambda: self.store.delete_where(collection, stale_chunks(item.doc.id, item.digest))
-        )
-        self.metrics.chunks.inc(len(points))
+        await to_thread.run_sync(store.upsert, collection, [manifest])
+        stale = stale_chunks(item.doc.id, item.digest)
+        await to_thread.run_sync(store.delete_where, collection, stale)
+        self.engine.metrics.chunks.inc(len(points))
         log.info("indexed %s/%s: %d chunks", collection, item.doc.id, len(points))
 
     async def delete_document(self, collection: str, doc_id: str) -> None:
+        store = self.engine.store
         check_collection(collection)
-        self._require(collection, await off_loop(lambda: self.store.collection_exists(collection)))
+        await self.engine.require_collection(collection)
+        manifest_ids = [doc_point_id(doc_id)]
         async with self.lock(collection):
-            found = await off_loop(lambda: self.store.retrieve(collection, [doc_point_id(doc_id)]))
-            if not found:
+            if not await to_thread.run_sync(store.retrieve, collection, manifest_ids):
                 raise NotFound(
                     f"No document '{doc_id}' in collection '{collection}'.",
                     code="document_not_found",
                 )
             # Manifest first: from that instant readers no longer see the chunks.
-            await off_loop(lambda: self.store.delete(collection, [doc_point_id(doc_id)]))
-            await off_loop(lambda: self.store.delete_where(collection, all_chunks(doc_id)))
-        self.metrics.documents.labels("deleted").inc()
+            await to_thread.run_sync(store.delete, collection, manifest_ids)
+            await to_thread.run_sync(store.delete_where, collection, all_chunks(doc_id))
+        self.engine.metrics.documents.labels(Outcome.DELETED.value).inc()
 
     async def drop_collection(self, collection: str) -> None:
         check_collection(collection)
         async with self.lock(collection):
-            dropped = await off_loop(lambda: self.store.drop_collection(collection))
-        self._require(collection, dropped)
+            dropped = await to_thread.run_sync(self.engine.store.drop_collection, collection)
+        if not dropped:
+            raise collection_not_found(collection)
 
     async def describe(self, collection: str) -> dict[str, Any]:
-        documents = await off_loop(lambda: self.store.count(collection, DOCS))
-        chunks = await off_loop(lambda: self.store.count(collection, CHUNKS))
+        store = self.engine.store
+        documents = await to_thread.run_sync(store.count, collection, DOCS)
+        chunks = await to_thread.run_sync(store.count, collection, CHUNKS)
         return {"name": collection, "documents": documents, "chunks": chunks}
 
     async def list_collections(self) -> list[dict[str, Any]]:
-        names = await off_loop(self.store.list_collections)
+        names = await to_thread.run_sync(self.engine.store.list_collections)
         return [await self.describe(name) for name in names]
 
     async def list_documents(
@@ -194,8 +190,10 @@ class Indexer:
         check_collection(collection)
         if after is not None and not _is_uuid(after):
             raise BadRequest("Invalid 'after' cursor: pass the 'next' of the previous page.")
-        self._require(collection, await off_loop(lambda: self.store.collection_exists(collection)))
-        records, nxt = await off_loop(lambda: self.store.scroll(collection, DOCS, limit, after))
+        await self.engine.require_collection(collection)
+        records, nxt = await to_thread.run_sync(
+            self.engine.store.scroll, collection, DOCS, limit, after
+        )
         data = [
             {
                 "id": r.payload.get("doc_id"),
@@ -211,17 +209,8 @@ class Indexer:
 
     async def get_collection(self, collection: str) -> dict[str, Any]:
         check_collection(collection)
-        self._require(collection, await off_loop(lambda: self.store.collection_exists(collection)))
+        await self.engine.require_collection(collection)
         return await self.describe(collection)
-
-    @staticmethod
-    def _require(collection: str, exists: bool) -> None:
-        if not exists:
-            raise NotFound(
-                f"The collection '{collection}' does not exist.",
-                param="collection",
-                code="collection_not_found",
-            )
 
 
 def _groups(pending: list[_Pending], max_chunks: int) -> Iterator[list[_Pending]]:

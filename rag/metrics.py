@@ -1,4 +1,7 @@
-"""Prometheus metrics of the RAG service, on a per-app registry."""
+"""Prometheus metrics of the RAG service, on a per-app registry.
+
+Names follow P2's ``p2_<service>_<what>_<unit>``; counters get ``_total`` on the wire.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +12,38 @@ class RagMetrics:
     """Requests, retries, indexing work and query latency."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = r = CollectorRegistry()
         self.requests = Counter(
-            "rag_requests_total",
-            "API requests by path and status.",
-            ["path", "status"],
-            registry=self.registry,
+            "p2_rag_requests",
+            "API requests by route template and HTTP status.",
+            ["route", "status"],
+            registry=r,
         )
         self.retries = Counter(
-            "rag_retries_total",
-            "Retries of a transient failure, by dependency and operation.",
+            "p2_rag_retries",
+            "Retries of a transient failure, by dependency (qdrant, embedding) and operation.",
             ["target", "operation"],
-            registry=self.registry,
+            registry=r,
         )
         self.documents = Counter(
-            "rag_documents_total",
-            "Documents submitted for indexing, by outcome (indexed, unchanged, deleted).",
+            "p2_rag_documents",
+            "Documents indexed, found unchanged or deleted, by outcome.",
             ["outcome"],
-            registry=self.registry,
+            registry=r,
         )
         self.chunks = Counter(
-            "rag_chunks_written_total", "Chunks upserted into the store.", registry=self.registry
+            "p2_rag_chunks_written", "Chunks upserted into the store.", registry=r
         )
         self.query_seconds = Histogram(
-            "rag_query_seconds",
+            "p2_rag_query_seconds",
             "Retrieval latency (embedding the query plus the store search), by mode.",
             ["mode"],
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=self.registry,
+            registry=r,
         )
         self.embed_seconds = Histogram(
-            "rag_embed_seconds",
+            "p2_rag_embed_seconds",
             "Time per embedding-service call.",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=self.registry,
+            registry=r,
         )

@@ -1,12 +1,28 @@
-"""Request bodies of the RAG API (pydantic); responses are plain JSON dicts."""
+"""The RAG API's vocabulary: request bodies (pydantic) and document outcomes.
+
+Responses are plain JSON dicts.
+"""
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.store.base import SearchMode
+
+
+class Outcome(enum.StrEnum):
+    """What a request did to one document.
+
+    ``status`` in indexing answers (indexed, unchanged), and the ``outcome``
+    label of ``p2_rag_documents_total`` (deleted too).
+    """
+
+    INDEXED = "indexed"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
 
 
 class DocumentIn(BaseModel):

@@ -10,15 +10,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from p2.core.errors import NotFound
+from anyio import to_thread
+
 from rag.documents import CHUNKS, manifests_by_doc
-from rag.embedder import Embedder
-from rag.metrics import RagMetrics
-from rag.names import check_collection, doc_point_id
-from rag.settings import RagSettings
-from rag.sparse import Bm25Encoder
-from rag.store.base import Hit, SearchMode, SearchRequest, VectorStore
-from rag.threads import off_loop
+from rag.engine import Engine
+from rag.identifiers import check_collection, doc_point_id
+from rag.store.base import Hit, SearchMode, SearchRequest
 
 
 @dataclass(frozen=True)
@@ -42,19 +39,10 @@ class Result:
 
 
 class Retriever:
-    def __init__(
-        self,
-        store: VectorStore,
-        embedder: Embedder,
-        bm25: Bm25Encoder,
-        settings: RagSettings,
-        metrics: RagMetrics,
-    ) -> None:
-        self.store = store
-        self.embedder = embedder
-        self.bm25 = bm25
-        self.settings = settings
-        self.metrics = metrics
+    """Reads a collection: the chunks that best match a question, of current versions only."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     async def query(
         self,
@@ -63,38 +51,36 @@ class Retriever:
         top_k: int | None = None,
         mode: SearchMode = SearchMode.HYBRID,
     ) -> list[Result]:
+        engine = self.engine
         check_collection(collection)
-        if not await off_loop(lambda: self.store.collection_exists(collection)):
-            raise NotFound(
-                f"The collection '{collection}' does not exist.",
-                param="collection",
-                code="collection_not_found",
-            )
-        k = top_k or self.settings.top_k
+        await engine.require_collection(collection)
+        k = top_k or engine.settings.top_k
         started = time.perf_counter()
         dense = None
         if mode is not SearchMode.SPARSE:
-            dense = (await self.embedder.embed([text], "embed_query"))[0]
+            dense = (await engine.embedder.embed([text], "embed_query"))[0]
         request = SearchRequest(
             mode=mode,
             limit=2 * k + 4,
             dense=dense,
-            sparse=self.bm25.query(text) if mode is not SearchMode.DENSE else None,
+            sparse=engine.bm25.query(text) if mode is not SearchMode.DENSE else None,
             where=CHUNKS,
             prefetch=max(40, 4 * k),
-            rrf_k=self.settings.rrf_k,
-            exact=self.settings.qdrant_exact,
+            rrf_k=engine.settings.rrf_k,
+            exact=engine.settings.qdrant_exact,
         )
-        hits = await off_loop(lambda: self.store.search(collection, request))
+        hits = await to_thread.run_sync(engine.store.search, collection, request)
         results = (await self._current(collection, hits))[:k]
-        self.metrics.query_seconds.labels(mode.value).observe(time.perf_counter() - started)
+        engine.metrics.query_seconds.labels(mode.value).observe(time.perf_counter() - started)
         return results
 
     async def _current(self, collection: str, hits: list[Hit]) -> list[Result]:
         """Drop hits from a version that is not (or no longer) its document's current one."""
         doc_ids = list(dict.fromkeys(str(h.payload.get("doc_id")) for h in hits))
         ids = [doc_point_id(d) for d in doc_ids]
-        manifests = manifests_by_doc(await off_loop(lambda: self.store.retrieve(collection, ids)))
+        manifests = manifests_by_doc(
+            await to_thread.run_sync(self.engine.store.retrieve, collection, ids)
+        )
         results = []
         for hit in hits:
             p = hit.payload

@@ -1,7 +1,7 @@
 """Retry strategies: exponential backoff with jitter, for transient errors only.
 
 Small tenacity pieces composed into one policy. Each retry is logged and
-counted in ``rag_retries_total{target, operation}``; anything that is not a
+counted in ``p2_rag_retries_total{target, operation}``; anything that is not a
 :class:`~rag.errors.TransientError` (a 4xx, a bug) fails at once.
 """
 

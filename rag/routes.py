@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from p2.core.openai import model_card, model_list
 from rag.answering import MODEL_PREFIX, Answerer
 from rag.health import HealthCheck
 from rag.indexing import Indexer
-from rag.protocol import ChatBody, QueryBody
+from rag.protocol import ChatBody, Outcome, QueryBody
 from rag.retrieval import Retriever
 from rag.uploads import documents_from
 
@@ -34,8 +35,8 @@ def build_router(
         return {
             "collection": collection,
             "documents": [o.as_json() for o in outcomes],
-            "indexed": sum(o.status == "indexed" for o in outcomes),
-            "unchanged": sum(o.status == "unchanged" for o in outcomes),
+            "indexed": sum(o.status is Outcome.INDEXED for o in outcomes),
+            "unchanged": sum(o.status is Outcome.UNCHANGED for o in outcomes),
         }
 
     @router.post("/index")
@@ -89,11 +90,9 @@ def build_router(
 
     @router.get("/v1/models")
     async def models() -> dict[str, Any]:
-        names = [c["name"] for c in await indexer.list_collections()]
-        data = [
-            {"id": f"{MODEL_PREFIX}{n}", "object": "model", "created": 0, "owned_by": "p2-rag"}
-            for n in names
-        ]
-        return {"object": "list", "data": data}
+        collections = await indexer.list_collections()
+        return model_list(
+            model_card(f"{MODEL_PREFIX}{c['name']}", 0, owned_by="p2-rag") for c in collections
+        )
 
     return router

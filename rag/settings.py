@@ -6,8 +6,8 @@ embedding service, ``RAG_*`` chunking, retrieval and answering.
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
-from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -17,6 +17,20 @@ from p2.core.settings import ServiceSettings
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+class PromptStyle(enum.StrEnum):
+    """How answers are asked of the gateway (``RAG_PROMPT_STYLE``)."""
+
+    CHAT = "chat"  # instructions + sources as chat messages (instruction-tuned models)
+    COMPLETION = "completion"  # a plain Q/A prompt on /v1/completions (base models)
+
+
+class Citations(enum.StrEnum):
+    """Which citations an answer gets (``RAG_CITATIONS``)."""
+
+    ATTRIBUTE = "attribute"  # the model's, and for each uncited sentence the source it quotes
+    MODEL = "model"  # only the model's own [n]
 
 
 class RagSettings(ServiceSettings):
@@ -70,15 +84,8 @@ class RagSettings(ServiceSettings):
     )
     llm_model: str = Field("chat", validation_alias=_env("RAG_LLM_MODEL"))
     llm_timeout: float = Field(120.0, gt=0, validation_alias=_env("RAG_LLM_TIMEOUT"))
-    # chat: instructions + sources as chat messages (instruction-tuned models);
-    # completion: a plain Q/A prompt on /v1/completions (base models, like the default).
-    prompt_style: Literal["chat", "completion"] = Field(
-        "chat", validation_alias=_env("RAG_PROMPT_STYLE")
-    )
-    # attribute: also cite, for each uncited sentence, the source its words come from.
-    citations: Literal["attribute", "model"] = Field(
-        "attribute", validation_alias=_env("RAG_CITATIONS")
-    )
+    prompt_style: PromptStyle = Field(PromptStyle.CHAT, validation_alias=_env("RAG_PROMPT_STYLE"))
+    citations: Citations = Field(Citations.ATTRIBUTE, validation_alias=_env("RAG_CITATIONS"))
     health_timeout: float = Field(2.0, gt=0, validation_alias=_env("RAG_HEALTH_TIMEOUT"))
 
     @field_validator("qdrant_url", "qdrant_api_key", "gateway_api_key")

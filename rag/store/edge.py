@@ -187,11 +187,6 @@ class EdgeStore:
             points = _guard(name, lambda: shard.query(query))
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
-    def optimize(self, name: str) -> bool:
-        """Build HNSW segments (Edge has no background optimizer); exact search needs none."""
-        with self._open(name) as shard:
-            return _guard(name, shard.optimize)
-
     def close(self) -> None:
         with self._lock:
             for name, opened in list(self._shards.items()):

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from testkit.openai_errors import assert_openai_error
 from tests.rag.corpus import DOCS
 
 
@@ -39,13 +40,6 @@ def _query(client: TestClient, query: str, **extra: Any) -> list[dict[str, Any]]
     return list(response.json()["results"])
 
 
-def _error(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) >= {"message", "type", "param", "code"}
-    return dict(error)
-
-
 def test_indexed_documents_are_counted_and_retrieved_best_first(client: TestClient) -> None:
     answer = _index(client)
     assert answer["indexed"] == len(DOCS) and answer["unchanged"] == 0
@@ -73,11 +67,13 @@ def test_default_top_k_is_four(client: TestClient) -> None:
 def test_reindexing_unchanged_documents_writes_nothing(client: TestClient) -> None:
     first = _index(client)
     before = _collection(client, "kb")
-    written = _metric(client, "rag_chunks_written_total")
+    written = _metric(client, "p2_rag_chunks_written_total")
+    assert written == sum(d["chunks"] for d in first["documents"])
     again = _index(client)
     assert again["indexed"] == 0 and again["unchanged"] == len(DOCS)
     assert [d["chunks"] for d in again["documents"]] == [d["chunks"] for d in first["documents"]]
-    assert _metric(client, "rag_chunks_written_total") == written
+    assert _metric(client, "p2_rag_chunks_written_total") == written
+    assert _metric(client, 'p2_rag_documents_total{outcome="unchanged"}') == len(DOCS)
     assert _collection(client, "kb") == before
 
 
@@ -104,37 +100,47 @@ def test_changed_document_replaces_its_chunks(client: TestClient) -> None:
 def test_delete_document_and_collection(client: TestClient) -> None:
     _index(client)
     assert client.delete("/v1/rag/collections/kb/documents/tides.txt").status_code == 200
-    _error(client.delete("/v1/rag/collections/kb/documents/tides.txt"), 404)
+    assert _metric(client, 'p2_rag_documents_total{outcome="deleted"}') == 1
+    gone = client.delete("/v1/rag/collections/kb/documents/tides.txt")
+    assert_openai_error(gone, 404, code="document_not_found")
     assert _collection(client, "kb")["documents"] == len(DOCS) - 1
     results = _query(client, "Why are there spring tides?", top_k=10)
     assert all(r["document_id"] != "tides.txt" for r in results)
 
     assert client.delete("/v1/rag/collections/kb").status_code == 200
     assert client.get("/v1/rag/collections").json()["data"] == []
-    error = _error(client.post("/v1/rag/query", json={"collection": "kb", "query": "x"}), 404)
-    assert "kb" in error["message"]
-    _error(client.delete("/v1/rag/collections/kb"), 404)
+    assert_openai_error(
+        client.post("/v1/rag/query", json={"collection": "kb", "query": "x"}),
+        404,
+        code="collection_not_found",
+        param="collection",
+        contains="'kb'",
+    )
+    assert_openai_error(client.delete("/v1/rag/collections/kb"), 404, code="collection_not_found")
 
 
 def test_bad_input_is_a_4xx_and_loses_nothing(client: TestClient) -> None:
     _index(client)
     before = _collection(client, "kb")
+    docs_url = "/v1/rag/collections/kb/documents"
     bad_name = client.post("/v1/rag/collections/bad name!/documents", json=_docs())
-    assert _error(bad_name, 400)["code"] == "invalid_collection_name"
-    _error(client.post("/index?collection=../etc", json=_docs()), 400)
-    _error(client.post("/v1/rag/collections/kb/documents", content=b"{not json"), 400)
-    _error(client.post("/v1/rag/collections/kb/documents", json={"documents": []}), 400)
+    assert_openai_error(bad_name, 400, code="invalid_collection_name")
+    assert_openai_error(client.post("/index?collection=../etc", json=_docs()), 400)
+    assert_openai_error(client.post(docs_url, content=b"{not json"), 400)
+    assert_openai_error(client.post(docs_url, json={"documents": []}), 400)
     empty = {"documents": [{"id": "e", "text": "   "}]}
-    assert _error(client.post("/v1/rag/collections/kb/documents", json=empty), 400)["code"] == (
-        "empty_document"
-    )
+    assert_openai_error(client.post(docs_url, json=empty), 400, code="empty_document")
     twice = {"documents": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}
-    _error(client.post("/v1/rag/collections/kb/documents", json=twice), 400)
-    _error(client.post("/v1/rag/query", json={"collection": "kb", "query": ""}), 400)
-    _error(client.post("/v1/rag/query", json={"collection": "kb", "query": "x", "top_k": 0}), 400)
-    _error(client.post("/v1/rag/query", json={"collection": "kb", "query": "x", "mode": "y"}), 400)
-    _error(client.post("/v1/rag/query", json={"collection": "nope", "query": "x"}), 404)
-    _error(client.post("/v1/rag/chat", json={"messages": [{"role": "user", "content": "hi"}]}), 400)
+    assert_openai_error(client.post(docs_url, json=twice), 400, code="duplicate_document_id")
+    for bad_query in ({"query": ""}, {"query": "x", "top_k": 0}, {"query": "x", "mode": "y"}):
+        response = client.post("/v1/rag/query", json={"collection": "kb", **bad_query})
+        assert_openai_error(response, 400)
+    nope = client.post("/v1/rag/query", json={"collection": "nope", "query": "x"})
+    assert_openai_error(nope, 404, code="collection_not_found")
+    no_collection = {"messages": [{"role": "user", "content": "hi"}]}
+    assert_openai_error(
+        client.post("/v1/rag/chat", json=no_collection), 400, code="missing_collection"
+    )
     assert _collection(client, "kb") == before
 
 
@@ -158,8 +164,16 @@ def test_hybrid_finds_an_exact_code_word(client: TestClient) -> None:
 def test_metrics_are_exposed(client: TestClient) -> None:
     _index(client)
     _query(client, "tides")
-    text = client.get("/metrics").text
-    assert "rag_requests_total" in text and "rag_query_seconds" in text
+    _query(client, "tides", mode="dense")
+    client.get("/health")
+    assert _metric(client, 'p2_rag_requests_total{route="/v1/rag/query",status="200"}') == 2
+    documents = 'p2_rag_requests_total{route="/v1/rag/collections/{name}/documents",status="200"}'
+    assert _metric(client, documents) == 1
+    assert _metric(client, 'p2_rag_documents_total{outcome="indexed"}') == len(DOCS)
+    assert _metric(client, 'p2_rag_query_seconds_count{mode="hybrid"}') == 1
+    assert _metric(client, 'p2_rag_query_seconds_count{mode="dense"}') == 1
+    assert _metric(client, "p2_rag_embed_seconds_count") >= 3  # documents, then two queries
+    assert "/health" not in client.get("/metrics").text
 
 
 def _metric(client: TestClient, name: str) -> float:
@@ -183,5 +197,6 @@ def test_documents_are_listed_page_by_page(client: TestClient) -> None:
             break
     assert sorted(seen) == sorted(DOCS)
     bad = client.get("/v1/rag/collections/kb/documents", params={"after": "nope"})
-    _error(bad, 400)
-    _error(client.get("/v1/rag/collections/none/documents"), 404)
+    assert_openai_error(bad, 400, contains="cursor")
+    missing = client.get("/v1/rag/collections/none/documents")
+    assert_openai_error(missing, 404, code="collection_not_found")

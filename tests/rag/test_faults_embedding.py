@@ -20,6 +20,7 @@ from rag import chunking
 from rag.app import create_app
 from rag.settings import RagSettings
 from rag.store.base import VectorStore
+from testkit.openai_errors import assert_openai_error
 from testkit.threadserver import ThreadServer
 from tests.rag.corpus import DOCS
 from tests.rag.faultproxy import FaultProxy
@@ -89,7 +90,7 @@ def test_indexing_rides_out_refused_reset_and_stalled_connections(
     retries = [
         float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
-        if line.startswith('rag_retries_total{operation="embed_documents",target="embedding"}')
+        if line.startswith('p2_rag_retries_total{operation="embed_documents",target="embedding"}')
     ]
     assert retries and retries[0] >= 3
 
@@ -113,7 +114,7 @@ def test_outage_fails_cleanly_and_a_rerun_completes_exactly_once(
             "/v1/rag/collections/kb/documents",
             json={"documents": [{"id": "x", "text": "some text"}]},
         )
-        assert failed.json()["error"]["code"] == "embedding_unavailable"
+        assert_openai_error(failed, 503, code="embedding_unavailable")
 
         proxy.set_mode("pass")
         rerun = [

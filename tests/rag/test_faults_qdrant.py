@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from p2.core.settings import CoreSettings
 from rag.app import create_app
 from rag.settings import RagSettings
+from testkit.openai_errors import assert_openai_error
 from testkit.threadserver import ThreadServer
 from tests.rag.corpus import DOCS
 from tests.rag.fake_qdrant import fake_qdrant_app
@@ -37,7 +38,7 @@ def _retries(client: TestClient) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in client.get("/metrics").text.splitlines()
-        if line.startswith("rag_retries_total{") and 'target="qdrant"' in line
+        if line.startswith("p2_rag_retries_total{") and 'target="qdrant"' in line
     )
 
 
@@ -90,7 +91,7 @@ def test_server_4xx_fails_fast_and_keeps_data(
         assert client.post("/v1/rag/collections/kb/documents", json=body).status_code == 200
         server.app.state.fail_next = [400]
         refused = client.post("/v1/rag/query", json={"collection": "kb", "query": "moon"})
-        assert refused.status_code == 400, refused.text
+        assert_openai_error(refused, 400, contains="The vector store refused the request")
         assert _retries(client) == 0
         again = client.post("/v1/rag/query", json={"collection": "kb", "query": "moon"})
         assert again.json()["results"][0]["document_id"] == "a"
@@ -109,5 +110,4 @@ def test_health_names_an_unreachable_qdrant_server(
         assert client.get("/health").status_code == 200
         proxy.set_mode("refuse")
         response = client.get("/health")
-        assert response.status_code == 503
-        assert "qdrant" in response.json()["error"]["message"]
+        assert_openai_error(response, 503, code="dependency_unavailable", contains="qdrant")

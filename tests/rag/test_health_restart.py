@@ -11,6 +11,7 @@ from p2.core.process import free_port
 from p2.core.settings import CoreSettings
 from rag.app import create_app
 from rag.settings import RagSettings
+from testkit.openai_errors import assert_openai_error
 from tests.rag.corpus import DOCS
 
 
@@ -28,8 +29,7 @@ def test_health_names_the_missing_dependency(
         settings = make_settings(**{field: dead})
         with TestClient(create_app(settings, CoreSettings(home=tmp_path))) as client:
             response = client.get("/health")
-        assert response.status_code == 503
-        message = response.json()["error"]["message"]
+        message = assert_openai_error(response, 503, code="dependency_unavailable")["message"]
         assert name in message and dead in message
         other = "embedding service" if name == "gateway" else "gateway"
         assert other not in message

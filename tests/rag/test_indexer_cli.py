@@ -97,6 +97,17 @@ def test_a_deleted_collection_is_indexed_again(folder: Path, rag_url: str, tmp_p
     assert report.indexed == len(DOCS) + 1 and report.skipped == 0
 
 
+def test_the_state_file_lives_under_p2_home_by_default(
+    folder: Path, rag_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("P2_HOME", str(tmp_path / "home"))
+    first = indexer_cli.index(folder, "kb", rag_url, progress=False)
+    assert first.indexed == len(DOCS) + 1
+    assert [p.suffix for p in (tmp_path / "home" / "index-state").iterdir()] == [".json"]
+    again = indexer_cli.index(folder, "kb", rag_url, progress=False)
+    assert again.skipped == len(DOCS) + 1 and again.indexed == 0
+
+
 def test_unreachable_service_stops_with_a_resume_hint(folder: Path, tmp_path: Path) -> None:
     from p2.core.process import free_port
 

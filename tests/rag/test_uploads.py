@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from rag.extract import extract
+from testkit.openai_errors import assert_openai_error
 from tests.rag.pdfmaker import make_pdf
 
 HTML = (
@@ -63,9 +64,9 @@ def test_unsupported_or_broken_files_are_refused(client: TestClient) -> None:
     bad_type = client.post(
         "/v1/rag/collections/up/documents", files=[("files", ("x.exe", b"MZ", "x/y"))]
     )
-    assert bad_type.status_code == 400 and "unsupported" in bad_type.json()["error"]["message"]
+    assert_openai_error(bad_type, 400, code="unreadable_file", contains="unsupported")
     broken = client.post(
         "/v1/rag/collections/up/documents", files=[("files", ("x.pdf", b"%PDF-1.4 junk", "x/y"))]
     )
-    assert broken.status_code == 400, broken.text
+    assert_openai_error(broken, 400, code="unreadable_file", contains="PDF")
     assert client.get("/v1/rag/collections").json()["data"] == []
