@@ -5,22 +5,38 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from p2.supervisor.runner import ServiceRunner
 from p2.supervisor.spec import ServiceSpec, start_order
 from p2.supervisor.state import Health, Phase, ServiceState, StackState, write_state
 
 
-def _restarts_of(state: ServiceState) -> Callable[[], float]:
-    return lambda: float(state.restarts)
+class _StackCollector(Collector):
+    """Restarts (a counter) and health (a gauge) of every service, read from the state."""
 
+    def __init__(self, state: StackState) -> None:
+        self.state = state
 
-def _up_of(state: ServiceState) -> Callable[[], float]:
-    return lambda: 1.0 if state.health is Health.HEALTHY else 0.0
+    def collect(self) -> Iterator[Metric]:
+        restarts = CounterMetricFamily(
+            "p2_supervisor_restarts", "Restarts of each service since p2 up.", labels=["service"]
+        )
+        up = GaugeMetricFamily(
+            "p2_supervisor_service_up",
+            "1 when the service's last health check passed.",
+            labels=["service"],
+        )
+        for name, service in self.state.services.items():
+            restarts.add_metric([name], float(service.restarts))
+            up.add_metric([name], 1.0 if service.health is Health.HEALTHY else 0.0)
+        yield restarts
+        yield up
 
 
 class Supervisor:
@@ -35,18 +51,7 @@ class Supervisor:
         self.specs = start_order(specs)
         self.state = StackState(supervisor_pid=os.getpid(), started_at=time.time())
         self.registry = CollectorRegistry()
-        self._restarts = Gauge(
-            "p2_supervisor_restarts",
-            "Restarts of each service since p2 up.",
-            ["service"],
-            registry=self.registry,
-        )
-        self._up = Gauge(
-            "p2_supervisor_service_up",
-            "1 when the service's last health check passed.",
-            ["service"],
-            registry=self.registry,
-        )
+        self.registry.register(_StackCollector(self.state))
         self.runners: dict[str, ServiceRunner] = {}
         for spec in self.specs:
             state = ServiceState(name=spec.name, port=spec.port)
@@ -54,8 +59,6 @@ class Supervisor:
             self.runners[spec.name] = ServiceRunner(
                 spec, state, logs_dir=home / "logs", changed=self._changed, say=say
             )
-            self._restarts.labels(spec.name).set_function(_restarts_of(state))
-            self._up.labels(spec.name).set_function(_up_of(state))
         self._tasks: list[asyncio.Task[None]] = []
 
     def _changed(self) -> None:

@@ -79,7 +79,7 @@ def test_up_status_restart_and_down(stack_env: dict[str, str]) -> None:
         time.sleep(0.3)
     assert row[4] == "1" and row[3] == "healthy" and row[1] != chat[1]
     metrics = httpx.get(f"http://127.0.0.1:{stack_env['P2_SUPERVISOR_METRICS_PORT']}/metrics").text
-    assert 'p2_supervisor_restarts{service="inference-chat"} 1.0' in metrics
+    assert 'p2_supervisor_restarts_total{service="inference-chat"} 1.0' in metrics
 
     logs = p2(stack_env, "logs", "inference-chat")
     assert "ready in" in logs.stdout
