@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from p2.core.process import ProcessError, free_port, running, started
-from tests.fixtures.tiny_gguf import write_tiny_gguf
+from testkit.tiny_gguf import write_tiny_gguf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
