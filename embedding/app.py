@@ -1,4 +1,8 @@
-"""App factory of the embedding service: loads the model in the background, serves at once."""
+"""App factory of the embedding service: loads the model in the background, serves at once.
+
+With keys configured (``P2_API_KEYS``, ``P2_ADMIN_KEYS``, ``P2_SERVICE_KEY``)
+every route but ``/health`` and ``/metrics`` needs one, of user scope at least.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import time
 from fastapi import FastAPI
 
 from embedding.encoders.base import EncoderError
+from embedding.limits import BodyLimit
 from embedding.metrics import EmbeddingMetrics
 from embedding.routes import build_router
 from embedding.runtime import Runtime, load_runtime
@@ -15,10 +20,12 @@ from embedding.service import EmbeddingService
 from embedding.settings import EmbeddingSettings
 from p2.core.app import service_app
 from p2.core.health import Readiness
+from p2.core.keys import PROBES, Access, AccessPolicy, Keyring, KeySettings
 from p2.core.openai import ModelNotFound
 from p2.core.settings import CoreSettings
 
 log = logging.getLogger("p2.embedding")
+POLICY = AccessPolicy(PROBES, default=Access.USER)
 
 
 def create_app(
@@ -26,9 +33,12 @@ def create_app(
     core: CoreSettings | None = None,
     *,
     runtime: Runtime | None = None,
+    keyring: Keyring | None = None,
 ) -> FastAPI:
-    """The service; with ``runtime`` it serves that loaded model instead of loading one."""
+    """The service; with ``runtime`` it serves that loaded model instead of loading one,
+    with ``keyring`` those keys instead of ``P2_API_KEYS`` and its kin."""
     core = core or CoreSettings()
+    keyring = keyring if keyring is not None else KeySettings().keyring()
     readiness = Readiness("embedding model")
     metrics = EmbeddingMetrics()
     service = EmbeddingService(settings, readiness, metrics)
@@ -62,6 +72,11 @@ def create_app(
         readiness=readiness,
         load=load if runtime is None else None,
         close=service.aclose,
+        keyring=keyring,
+        policy=POLICY,
+    )
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, setting="EMBEDDING_MAX_BODY_BYTES"
     )
     app.state.service = service
     return app

@@ -28,8 +28,12 @@ class EmbeddingRequest(BaseModel):
     user: str | None = None
 
 
-def input_texts(value: Any, max_inputs: int) -> list[str]:
-    """The texts to embed, or a ``BadRequest`` naming what is wrong with ``input``."""
+def input_texts(value: Any, max_inputs: int, max_chars: int) -> list[str]:
+    """The texts to embed, or a ``BadRequest`` naming what is wrong with ``input``.
+
+    Lengths are checked in characters before any tokenizing: a huge input costs
+    a length check, not a tokenizer run.
+    """
     if isinstance(value, str):
         texts = [value]
     elif isinstance(value, list):
@@ -64,6 +68,15 @@ def input_texts(value: Any, max_inputs: int) -> list[str]:
         where = "'input'" if isinstance(value, str) else f"'input[{empty}]'"
         raise BadRequest(
             f"{where} is an empty string; every input must contain text.", param="input"
+        )
+    long = next((i for i, text in enumerate(texts) if len(text) > max_chars), None)
+    if long is not None:
+        where = "'input'" if isinstance(value, str) else f"'input[{long}]'"
+        raise BadRequest(
+            f"{where} is longer than {max_chars} characters (EMBEDDING_MAX_INPUT_CHARS); "
+            "split it into several inputs.",
+            param="input",
+            code="input_too_long",
         )
     return texts
 

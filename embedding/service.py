@@ -83,7 +83,7 @@ class EmbeddingService:
         if body.model is not None and body.model not in runtime.model.names:
             raise unknown_model(body.model, runtime.model.names)
         check_dimensions(body.dimensions, runtime.encoder.dimension)
-        texts = input_texts(body.input, self.settings.max_inputs)
+        texts = input_texts(body.input, self.settings.max_inputs, self.settings.max_input_chars)
         tokens = await self._tokenize(runtime, texts)
         try:
             assert self._batcher is not None  # set with the runtime

@@ -44,6 +44,8 @@ class EmbeddingSettings(ServiceSettings):
     max_padding: float = Field(default=0.05, ge=0.0)
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
     max_inputs: int = Field(default=2048, ge=1)
+    max_input_chars: int = Field(default=32_768, ge=1)  # per input, checked before tokenizing
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)  # 413 while it streams in
     max_tokens: int = Field(default=0, ge=0)  # 0: the model's own limit
     truncate: bool = True
     max_queue: int = Field(default=8192, ge=1)

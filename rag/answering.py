@@ -57,6 +57,8 @@ def collection_of(body: ChatBody) -> str:
 
 
 def _upstream_error(response: httpx.Response, body: bytes) -> APIError:
+    """A client error of the gateway is passed on with its message (it is about the
+    request); anything else is RAG's problem, told without the gateway's words."""
     try:
         message = str(orjson.loads(body)["error"]["message"])
     except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -64,13 +66,29 @@ def _upstream_error(response: httpx.Response, body: bytes) -> APIError:
     status = response.status_code
     if status in (400, 404, 413, 422, 429):
         return APIError(f"The gateway refused the request: {message}", status_code=status)
+    log.warning("the gateway answered HTTP %d: %s", status, message)
     if status in (401, 403):
         return APIError(
-            f"The gateway refused RAG's credentials (set RAG_GATEWAY_API_KEY): {message}",
+            "The gateway refused RAG's credentials (RAG_GATEWAY_API_KEY or P2_SERVICE_KEY).",
             status_code=502,
             error_type="api_error",
+            code="gateway_refused_key",
         )
-    return APIError(f"The gateway failed (HTTP {status}): {message}", status_code=502)
+    return APIError(f"The gateway failed (HTTP {status}).", status_code=502, code="gateway_error")
+
+
+def _stream_error(chunk: dict[str, Any]) -> bytes:
+    """The gateway's error event, its type and code kept, its words only in the log."""
+    error = chunk.get("error")
+    error = error if isinstance(error, dict) else {}
+    log.warning("the gateway's stream ended with an error: %s", error.get("message"))
+    code = error.get("code")
+    return sse_error(
+        "The chat model's answer failed mid-stream"
+        + (f" ({code})." if isinstance(code, str) else "."),
+        str(error.get("type") or "api_error"),
+        code if isinstance(code, str) else None,
+    )
 
 
 def _content_chunk(like: dict[str, Any], text: str) -> dict[str, Any]:
@@ -97,7 +115,7 @@ class Answerer:
         self.settings = settings
 
     def _headers(self) -> dict[str, str]:
-        key = self.settings.gateway_api_key
+        key = self.settings.gateway_key
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     async def chat(self, body: ChatBody) -> Response:
@@ -124,9 +142,9 @@ class Answerer:
         except httpx.TimeoutException as exc:
             raise GatewayTimeout("The gateway did not answer in time.") from exc
         except httpx.TransportError as exc:
+            log.warning("the gateway at %s is unreachable: %r", self.settings.gateway_url, exc)
             raise ServiceUnavailable(
-                f"The gateway at {self.settings.gateway_url} is unreachable.",
-                code="gateway_unavailable",
+                "The gateway is unreachable.", code="gateway_unavailable"
             ) from exc
         if response.status_code != 200:
             content = await response.aread()
@@ -179,7 +197,7 @@ class Answerer:
                 except orjson.JSONDecodeError:
                     continue
                 if "error" in chunk:
-                    yield sse(chunk)
+                    yield _stream_error(chunk)
                     return
                 if completion:
                     chunk = chunk_from_completion(chunk, first=not parts)

@@ -1,9 +1,12 @@
 """What a stored document looks like: chunk payloads and the per-document manifest.
 
 Each document has one payload-only *manifest* point (``kind=doc``) naming its
-current content hash. Readers keep only chunks whose hash matches their
-document's manifest, so switching the manifest is the atomic moment a changed
-document's new chunks replace the old ones.
+current content hash, its chunk count, its source and its metadata (held there
+once, not copied into every chunk). Readers keep only chunks whose hash
+matches their document's manifest, so switching the manifest is the moment a
+changed document's new chunks replace the old ones. A write prepares the new
+manifests as *staged* points (``kind=staged``) before it commits (see
+``rag.journal``).
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rag.identifiers import chunk_point_id, doc_point_id
+from rag.identifiers import chunk_point_id, doc_point_id, staged_point_id
 from rag.store.base import Record, Sparse, StoredPoint, Where
 
 KIND_CHUNK = "chunk"
 KIND_DOC = "doc"
+KIND_STAGED = "staged"
+KIND_JOURNAL = "journal"
 CHUNKS = Where(must=(("kind", KIND_CHUNK),))
 DOCS = Where(must=(("kind", KIND_DOC),))
+JOURNAL = Where(must=(("kind", KIND_JOURNAL),))
 
 
 @dataclass(frozen=True)
@@ -49,23 +55,22 @@ def content_hash(doc: Document, *, chunk_size: int, overlap: int, model: str) ->
 
 
 def chunk_point(
-    doc: Document, digest: str, index: int, text: str, dense: list[float], sparse: Sparse
+    doc_id: str, digest: str, index: int, text: str, dense: list[float], sparse: Sparse
 ) -> StoredPoint:
     payload = {
         "kind": KIND_CHUNK,
-        "doc_id": doc.id,
-        "source": doc.source,
+        "doc_id": doc_id,
         "chunk_index": index,
         "text": text,
         "content_hash": digest,
-        "metadata": doc.metadata,
     }
-    return StoredPoint(chunk_point_id(doc.id, digest, index), payload, dense, sparse)
+    return StoredPoint(chunk_point_id(doc_id, digest, index), payload, dense, sparse)
 
 
-def manifest_point(doc: Document, digest: str, chunks: int) -> StoredPoint:
+def staged_manifest(doc: Document, digest: str, chunks: int) -> StoredPoint:
+    """The manifest of a version being written, under an id readers never look up."""
     payload = {
-        "kind": KIND_DOC,
+        "kind": KIND_STAGED,
         "doc_id": doc.id,
         "source": doc.source,
         "content_hash": digest,
@@ -73,7 +78,12 @@ def manifest_point(doc: Document, digest: str, chunks: int) -> StoredPoint:
         "metadata": doc.metadata,
         "indexed_at": int(time.time()),
     }
-    return StoredPoint(doc_point_id(doc.id), payload)
+    return StoredPoint(staged_point_id(doc.id, digest), payload)
+
+
+def manifest_from_staged(staged: dict[str, Any]) -> StoredPoint:
+    """The staged manifest made current: the same payload under the document's manifest id."""
+    return StoredPoint(doc_point_id(str(staged["doc_id"])), {**staged, "kind": KIND_DOC})
 
 
 def manifests_by_doc(records: list[Record]) -> dict[str, dict[str, Any]]:
@@ -89,6 +99,11 @@ def stale_chunks(doc_id: str, keep_hash: str) -> Where:
     return Where(
         must=(("kind", KIND_CHUNK), ("doc_id", doc_id)), must_not=(("content_hash", keep_hash),)
     )
+
+
+def version_chunks(doc_id: str, digest: str) -> Where:
+    """This document's chunks of one version."""
+    return Where(must=(("kind", KIND_CHUNK), ("doc_id", doc_id), ("content_hash", digest)))
 
 
 def all_chunks(doc_id: str) -> Where:

@@ -1,4 +1,9 @@
-"""Client of the embedding service (OpenAI ``POST /v1/embeddings``), batched and retried."""
+"""Client of the embedding service (OpenAI ``POST /v1/embeddings``), batched and retried.
+
+Responses are parsed in a worker thread (a batch is tens of thousands of
+floats), at most ``RAG_WORKERS`` at once. Error messages carry details for the
+log; the client is told only which dependency failed (``rag.app``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from anyio import CapacityLimiter, to_thread
 
 from rag.errors import EmbeddingError, EmbeddingUnavailable
 from rag.metrics import RagMetrics
@@ -32,12 +38,14 @@ class Embedder:
         batch: int,
         policy: RetryPolicy,
         metrics: RagMetrics,
+        cpu: CapacityLimiter,
     ) -> None:
         self.client = client
         self.model = model
         self.batch = batch
         self.policy = policy
         self.metrics = metrics
+        self.cpu = cpu
 
     async def _once(self, texts: Sequence[str]) -> list[list[float]]:
         started = time.perf_counter()
@@ -58,7 +66,7 @@ class Embedder:
                 f"embedding service refused the input (HTTP {response.status_code}): "
                 f"{_message(response)}"
             )
-        return _vectors(response, len(texts))
+        return await to_thread.run_sync(_vectors, response, len(texts), limiter=self.cpu)
 
     async def embed(self, texts: Sequence[str], operation: str = "embed") -> list[list[float]]:
         """Vectors for ``texts`` in order, ``batch`` texts per call, each call retried."""

@@ -32,6 +32,10 @@ class CollectionNotFound(StoreError):
     """The named collection does not exist."""
 
 
+class NameTaken(StoreRejected):
+    """The store holds something that is not a collection under the name asked for."""
+
+
 class EmbeddingError(RagError):
     """The embedding service refused the request or answered nonsense."""
 
@@ -41,4 +45,19 @@ class EmbeddingUnavailable(EmbeddingError, TransientError):
 
 
 class ExtractionError(RagError):
-    """A document's bytes could not be turned into text (bad PDF, bad encoding)."""
+    """A document's bytes could not be turned into text (bad PDF, bad encoding).
+
+    The message is for the client; ``detail`` (a parser's own words) only for the log.
+    """
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class ExtractionTimeout(ExtractionError):
+    """Extracting a file's text took longer than ``RAG_EXTRACT_TIMEOUT``; its worker was killed."""
+
+
+class TooManyPages(ExtractionError):
+    """A PDF has more pages than ``RAG_MAX_PDF_PAGES``."""

@@ -1,4 +1,10 @@
-"""Text out of uploaded files: .txt, .md, .html/.htm and .pdf (pypdf, pure Python)."""
+"""Text out of uploaded files: .txt, .md, .html/.htm and .pdf (pypdf, pure Python).
+
+These functions trust nothing they are given but bound nothing by time: PDF and
+HTML are parsed in a worker process that is killed when it overruns
+(``rag.extractor``). Messages of :class:`ExtractionError` are shown to the client;
+a parser's own error text is kept in ``detail`` for the log.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from pathlib import PurePosixPath
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
-from rag.errors import ExtractionError
+from rag.errors import ExtractionError, TooManyPages
 
 log = logging.getLogger("p2.rag.extract")
 
@@ -98,12 +104,19 @@ def decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def pdf_text(data: bytes) -> str:
+def pdf_text(data: bytes, max_pages: int) -> str:
+    """The text of every page; :class:`TooManyPages` before any page is read if there are
+    more than ``max_pages``."""
     try:
         reader = PdfReader(io.BytesIO(data))
+        count = len(reader.pages)
+        if count > max_pages:
+            raise TooManyPages(
+                f"the PDF has {count} pages; at most {max_pages} are accepted (RAG_MAX_PDF_PAGES)"
+            )
         pages = [page.extract_text() or "" for page in reader.pages]
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise ExtractionError(f"cannot read the PDF: {exc}") from exc
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
+        raise ExtractionError("it is not a readable PDF", detail=str(exc)) from exc
     return "\n\n".join(p.strip() for p in pages if p.strip())
 
 
@@ -111,11 +124,16 @@ def is_supported(filename: str) -> bool:
     return PurePosixPath(filename).suffix.lower() in SUPPORTED
 
 
-def extract(filename: str, data: bytes) -> str:
+def needs_worker(filename: str) -> bool:
+    """PDF and HTML parsing can be made arbitrarily slow by their input."""
+    return PurePosixPath(filename).suffix.lower() in (".pdf", ".html", ".htm")
+
+
+def extract(filename: str, data: bytes, max_pages: int = 2000) -> str:
     """The text of one file, by its extension; raises :class:`ExtractionError` if unsupported."""
     suffix = PurePosixPath(filename).suffix.lower()
     if suffix == ".pdf":
-        return pdf_text(data)
+        return pdf_text(data, max_pages)
     if suffix in (".html", ".htm"):
         return html_text(decode(data))
     if suffix in (".txt", ".md", ".markdown"):

@@ -1,9 +1,11 @@
-"""Indexing: chunk, embed, upsert; idempotent and safe to retry or resume.
+"""Indexing: chunk, embed, upsert; idempotent, and every write finishes or is undone.
 
-Per changed document: write its new chunks (ids derived from the content hash,
-invisible to readers until the manifest names that hash), switch the manifest,
-then delete the chunks of older versions. An unchanged document costs one
-manifest read and writes nothing.
+Per request: the changed documents' new chunks and manifests are written
+invisibly, the request commits in one point write, then the manifests switch
+and the old versions' chunks are deleted (``rag.journal`` keeps the record
+that lets a crash at any step be repaired). An unchanged document costs one
+manifest read and writes nothing. CPU work (hashing, chunking, BM25) runs in
+worker threads, at most ``RAG_WORKERS`` at once, so the event loop stays free.
 """
 
 from __future__ import annotations
@@ -12,32 +14,33 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 
 from p2.core.errors import BadRequest, NotFound
-from rag import chunking
+from rag import chunking, journal
 from rag.documents import (
     CHUNKS,
     DOCS,
     Document,
-    all_chunks,
     chunk_point,
     content_hash,
-    manifest_point,
     manifests_by_doc,
-    stale_chunks,
+    staged_manifest,
 )
 from rag.engine import Engine, collection_not_found
+from rag.errors import RagError
 from rag.identifiers import check_collection, check_document_id, doc_point_id
+from rag.journal import Entry, Op
 from rag.protocol import Outcome
+from rag.sparse import Bm25Encoder
 from rag.store.base import StoredPoint
 
 log = logging.getLogger("p2.rag.indexing")
-_UPSERT_BATCH = 256
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,128 +62,181 @@ class _Pending:
     chunks: list[chunking.Chunk]
 
 
+def _points(
+    group: list[_Pending], dense: list[list[float]], bm25: Bm25Encoder
+) -> list[StoredPoint]:
+    """The chunk points of a group of documents (BM25 computed here, in a worker thread)."""
+    points = []
+    offset = 0
+    for item in group:
+        vectors = dense[offset : offset + len(item.chunks)]
+        offset += len(item.chunks)
+        points += [
+            chunk_point(item.doc.id, item.digest, c.index, c.text, v, bm25.document(c.text))
+            for c, v in zip(item.chunks, vectors, strict=True)
+        ]
+    return points
+
+
 class Indexer:
     """Writes documents into collections; one writer per collection at a time."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cpu: CapacityLimiter | None = None) -> None:
         self.engine = engine
+        self.cpu = cpu or CapacityLimiter(engine.settings.workers)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def lock(self, collection: str) -> asyncio.Lock:
         return self._locks[collection]
 
-    def _digest(self, doc: Document) -> str:
+    async def _store(self, call: Callable[..., T], *args: Any) -> T:
+        return await to_thread.run_sync(call, *args)
+
+    async def _cpu(self, call: Callable[..., T], *args: Any) -> T:
+        return await to_thread.run_sync(call, *args, limiter=self.cpu)
+
+    def _digests(self, docs: list[Document]) -> dict[str, str]:
         settings = self.engine.settings
-        return content_hash(
-            doc,
-            chunk_size=settings.chunk_size,
-            overlap=settings.chunk_overlap,
-            model=settings.embedding_model,
-        )
+        return {
+            doc.id: content_hash(
+                doc,
+                chunk_size=settings.chunk_size,
+                overlap=settings.chunk_overlap,
+                model=settings.embedding_model,
+            )
+            for doc in docs
+        }
+
+    def _split(self, docs: list[Document]) -> list[list[chunking.Chunk]]:
+        settings = self.engine.settings
+        return [chunking.split(d.text, settings.chunk_size, settings.chunk_overlap) for d in docs]
+
+    async def recover(self, collection: str) -> None:
+        """Finish or undo the collection's interrupted writes (under its lock)."""
+        store = self.engine.store
+        if await self._store(store.collection_exists, collection):
+            await self._store(journal.recover, store, collection)
+
+    async def recover_all(self) -> None:
+        """At start: repair every collection; a store that is down is repaired by the next write."""
+        try:
+            names = await self._store(self.engine.store.list_collections)
+            for name in names:
+                async with self.lock(name):
+                    await self.recover(name)
+        except (RagError, OSError) as exc:  # each write recovers its collection first anyway
+            log.warning("could not check the collections for interrupted writes: %s", exc)
 
     async def index(self, collection: str, docs: list[Document]) -> list[DocumentOutcome]:
         check_collection(collection)
         _check_batch(docs)
-        digests = {doc.id: self._digest(doc) for doc in docs}
+        digests = await self._cpu(self._digests, docs)
         async with self.lock(collection):
+            await self.recover(collection)
             current = await self._manifests(collection, [d.id for d in docs])
-            pending = [
-                _Pending(d, digests[d.id], self._split(d))
-                for d in docs
-                if current.get(d.id, {}).get("content_hash") != digests[d.id]
+            changed = [
+                d for d in docs if current.get(d.id, {}).get("content_hash") != digests[d.id]
             ]
+            chunks = await self._cpu(self._split, changed)
+            pending = [_Pending(d, digests[d.id], c) for d, c in zip(changed, chunks, strict=True)]
             written = await self._write(collection, pending) if pending else {}
         outcomes = []
         for doc in docs:
             if doc.id in written:
                 outcomes.append(DocumentOutcome(doc.id, Outcome.INDEXED, written[doc.id]))
             else:
-                chunks = int(current[doc.id].get("chunks", 0))
-                outcomes.append(DocumentOutcome(doc.id, Outcome.UNCHANGED, chunks))
+                chunk_count = int(current[doc.id].get("chunks", 0))
+                outcomes.append(DocumentOutcome(doc.id, Outcome.UNCHANGED, chunk_count))
         documents = self.engine.metrics.documents
         documents.labels(Outcome.INDEXED.value).inc(len(written))
         documents.labels(Outcome.UNCHANGED.value).inc(len(docs) - len(written))
         return outcomes
 
-    def _split(self, doc: Document) -> list[chunking.Chunk]:
-        settings = self.engine.settings
-        return chunking.split(doc.text, settings.chunk_size, settings.chunk_overlap)
-
     async def _manifests(self, collection: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         store = self.engine.store
-        if not await to_thread.run_sync(store.collection_exists, collection):
+        if not await self._store(store.collection_exists, collection):
             return {}
-        point_ids = [doc_point_id(i) for i in ids]
-        return manifests_by_doc(await to_thread.run_sync(store.retrieve, collection, point_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for part in journal.batches([doc_point_id(i) for i in ids]):
+            found.update(manifests_by_doc(await self._store(store.retrieve, collection, part)))
+        return found
 
     async def _write(self, collection: str, pending: list[_Pending]) -> dict[str, int]:
-        """Embed and store document groups in turn: a failure keeps the groups already done."""
+        """Write every pending document, commit, switch: all of them or none."""
         engine = self.engine
-        written: dict[str, int] = {}
-        ensured = False
-        for group in _groups(pending, 4 * engine.settings.embed_batch):
-            texts = [c.text for p in group for c in p.chunks]
-            dense = await engine.embedder.embed(texts, "embed_documents")
-            if not ensured:
-                await to_thread.run_sync(engine.store.ensure_collection, collection, len(dense[0]))
-                ensured = True
-            offset = 0
-            for item in group:
-                vectors = dense[offset : offset + len(item.chunks)]
-                offset += len(item.chunks)
-                points = [
-                    chunk_point(
-                        item.doc, item.digest, c.index, c.text, v, engine.bm25.document(c.text)
-                    )
-                    for c, v in zip(item.chunks, vectors, strict=True)
-                ]
-                await self._replace(collection, item, points)
-                written[item.doc.id] = len(points)
-        return written
+        store = engine.store
+        entry: Entry | None = None
+        try:
+            for group in _groups(pending, 4 * engine.settings.embed_batch):
+                texts = [c.text for p in group for c in p.chunks]
+                dense = await engine.embedder.embed(texts, "embed_documents")
+                if entry is None:
+                    entry = await self._begin(collection, pending, len(dense[0]))
+                points = await self._cpu(_points, group, dense, engine.bm25)
+                for part in journal.batches(points):
+                    await self._store(store.upsert, collection, part)
+            staged = [staged_manifest(p.doc, p.digest, len(p.chunks)) for p in pending]
+            for part in journal.batches(staged):
+                await self._store(store.upsert, collection, part)
+            assert entry is not None  # every pending document has a chunk
+            entry = await self._store(journal.commit, store, collection, entry)
+        except Exception:
+            if entry is not None:
+                await self._undo(collection, entry)
+            raise
+        await self._store(journal.finish, store, collection, entry)
+        chunks = sum(len(p.chunks) for p in pending)
+        engine.metrics.chunks.inc(chunks)
+        log.info("indexed %d documents into %s: %d chunks", len(pending), collection, chunks)
+        return {p.doc.id: len(p.chunks) for p in pending}
 
-    async def _replace(self, collection: str, item: _Pending, points: list[StoredPoint]) -> None:
+    async def _begin(self, collection: str, pending: list[_Pending], dim: int) -> Entry:
         store = self.engine.store
-        for start in range(0, len(points), _UPSERT_BATCH):
-            batch = points[start : start + _UPSERT_BATCH]
-            await to_thread.run_sync(store.upsert, collection, batch)
-        manifest = manifest_point(item.doc, item.digest, len(points))
-        await to_thread.run_sync(store.upsert, collection, [manifest])
-        stale = stale_chunks(item.doc.id, item.digest)
-        await to_thread.run_sync(store.delete_where, collection, stale)
-        self.engine.metrics.chunks.inc(len(points))
-        log.info("indexed %s/%s: %d chunks", collection, item.doc.id, len(points))
+        existed = await self._store(store.collection_exists, collection)
+        await self._store(store.ensure_collection, collection, dim)
+        docs = [(p.doc.id, p.digest) for p in pending]
+        entry = Entry.new(Op.INDEX, docs, created=not existed)
+        await self._store(journal.begin, store, collection, entry)
+        return entry
+
+    async def _undo(self, collection: str, entry: Entry) -> None:
+        try:
+            await self._store(journal.undo, self.engine.store, collection, entry)
+        except (RagError, OSError) as exc:  # the journal point stays: the next write undoes it
+            log.warning("could not undo a failed write to %s yet: %s", collection, exc)
 
     async def delete_document(self, collection: str, doc_id: str) -> None:
         store = self.engine.store
         check_collection(collection)
         await self.engine.require_collection(collection)
-        manifest_ids = [doc_point_id(doc_id)]
         async with self.lock(collection):
-            if not await to_thread.run_sync(store.retrieve, collection, manifest_ids):
+            await self.recover(collection)
+            if not await self._store(store.retrieve, collection, [doc_point_id(doc_id)]):
                 raise NotFound(
                     f"No document '{doc_id}' in collection '{collection}'.",
                     code="document_not_found",
                 )
+            entry = Entry.new(Op.DELETE, [(doc_id, "")])
+            await self._store(journal.begin, store, collection, entry)
             # Manifest first: from that instant readers no longer see the chunks.
-            await to_thread.run_sync(store.delete, collection, manifest_ids)
-            await to_thread.run_sync(store.delete_where, collection, all_chunks(doc_id))
+            await self._store(journal.finish, store, collection, entry)
         self.engine.metrics.documents.labels(Outcome.DELETED.value).inc()
 
     async def drop_collection(self, collection: str) -> None:
         check_collection(collection)
         async with self.lock(collection):
-            dropped = await to_thread.run_sync(self.engine.store.drop_collection, collection)
+            dropped = await self._store(self.engine.store.drop_collection, collection)
         if not dropped:
             raise collection_not_found(collection)
 
     async def describe(self, collection: str) -> dict[str, Any]:
         store = self.engine.store
-        documents = await to_thread.run_sync(store.count, collection, DOCS)
-        chunks = await to_thread.run_sync(store.count, collection, CHUNKS)
+        documents = await self._store(store.count, collection, DOCS)
+        chunks = await self._store(store.count, collection, CHUNKS)
         return {"name": collection, "documents": documents, "chunks": chunks}
 
     async def list_collections(self) -> list[dict[str, Any]]:
-        names = await to_thread.run_sync(self.engine.store.list_collections)
+        names = await self._store(self.engine.store.list_collections)
         return [await self.describe(name) for name in names]
 
     async def list_documents(
@@ -191,9 +247,7 @@ class Indexer:
         if after is not None and not _is_uuid(after):
             raise BadRequest("Invalid 'after' cursor: pass the 'next' of the previous page.")
         await self.engine.require_collection(collection)
-        records, nxt = await to_thread.run_sync(
-            self.engine.store.scroll, collection, DOCS, limit, after
-        )
+        records, nxt = await self._store(self.engine.store.scroll, collection, DOCS, limit, after)
         data = [
             {
                 "id": r.payload.get("doc_id"),
@@ -246,7 +300,7 @@ def _check_batch(docs: list[Document]) -> None:
                 code="duplicate_document_id",
             )
         seen.add(doc.id)
-        if not doc.text.strip():
+        if not doc.text or doc.text.isspace():
             raise BadRequest(
                 f"The document '{doc.id}' has no text.",
                 param=f"documents.{i}.text",

@@ -30,8 +30,8 @@ class DocumentIn(BaseModel):
 
     id: str = Field(min_length=1, max_length=512)
     text: str
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    source: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)  # at most RAG_MAX_METADATA_BYTES
+    source: str | None = Field(default=None, max_length=1024)
 
 
 class DocumentsBody(BaseModel):

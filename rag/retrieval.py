@@ -1,7 +1,8 @@
 """Retrieval: hybrid (dense + BM25, reciprocal-rank fused) or dense-only, best first.
 
 Hits are over-fetched and filtered against their documents' manifests, so a
-reader never sees two versions of a document that is being replaced.
+reader never sees two versions of a document that is being replaced; the
+manifests also give each hit its document's source and metadata.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ class Retriever:
                     chunk_index=int(p.get("chunk_index", 0)),
                     score=hit.score,
                     text=str(p.get("text", "")),
-                    metadata=dict(p.get("metadata") or {}),
-                    source=str(p.get("source", p["doc_id"])),
+                    metadata=dict(manifest.get("metadata") or {}),
+                    source=str(manifest.get("source") or p["doc_id"]),
                 )
             )
         return results

@@ -1,36 +1,32 @@
-"""HTTP routes of the RAG service."""
+"""HTTP routes of the RAG service (which key each needs: ``rag.access``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from p2.core.openai import model_card, model_list
 from rag.answering import MODEL_PREFIX, Answerer
-from rag.health import HealthCheck
+from rag.identifiers import check_collection
 from rag.indexing import Indexer
 from rag.protocol import ChatBody, Outcome, QueryBody
 from rag.retrieval import Retriever
-from rag.uploads import documents_from
+from rag.uploads import Uploads
 
 
 def build_router(
     indexer: Indexer,
     retriever: Retriever,
     answerer: Answerer,
-    health: HealthCheck,
-    max_document_bytes: int,
+    uploads: Uploads,
 ) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/health", include_in_schema=False)
-    async def get_health() -> JSONResponse:
-        return await health.respond()
-
     async def index(collection: str, request: Request) -> dict[str, Any]:
-        docs = await documents_from(request, max_document_bytes)
+        check_collection(collection)  # before reading a byte of the body
+        docs = await uploads.documents(request)
         outcomes = await indexer.index(collection, docs)
         return {
             "collection": collection,

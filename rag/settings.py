@@ -73,22 +73,33 @@ class RagSettings(ServiceSettings):
         validation_alias=_env("RAG_MAX_DOCUMENT_BYTES"),
     )
 
+    # Ingest bounds: each is enforced while the request streams in, before any work.
+    max_body_bytes: int = Field(64 * 1024 * 1024, gt=0, validation_alias=_env("RAG_MAX_BODY_BYTES"))
+    max_files: int = Field(256, ge=1, validation_alias=_env("RAG_MAX_FILES"))
+    max_metadata_bytes: int = Field(
+        16 * 1024, ge=2, validation_alias=_env("RAG_MAX_METADATA_BYTES")
+    )
+    extract_timeout: float = Field(30.0, gt=0, validation_alias=_env("RAG_EXTRACT_TIMEOUT"))
+    max_pdf_pages: int = Field(2000, ge=1, validation_alias=_env("RAG_MAX_PDF_PAGES"))
+    workers: int = Field(2, ge=1, le=64, validation_alias=_env("RAG_WORKERS"))
+
     # Retrieval and answers.
     top_k: int = Field(4, ge=1, le=100, validation_alias=_env("RAG_TOPK"))
     rrf_k: int = Field(60, ge=1, validation_alias=_env("RAG_RRF_K"))
     gateway_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("RAG_GATEWAY_URL"))
     gateway_api_key: str | None = Field(
-        None,
-        validation_alias=_env("RAG_GATEWAY_API_KEY", "P2_API_KEY"),
-        repr=False,
+        None, validation_alias=_env("RAG_GATEWAY_API_KEY"), repr=False
     )
+    # The key P2's services send each other (``p2 up`` and compose set it): RAG sends it
+    # to the embedding service, and to the gateway unless RAG_GATEWAY_API_KEY is set.
+    service_key: str | None = Field(None, validation_alias=_env("P2_SERVICE_KEY"), repr=False)
     llm_model: str = Field("chat", validation_alias=_env("RAG_LLM_MODEL"))
     llm_timeout: float = Field(120.0, gt=0, validation_alias=_env("RAG_LLM_TIMEOUT"))
     prompt_style: PromptStyle = Field(PromptStyle.CHAT, validation_alias=_env("RAG_PROMPT_STYLE"))
     citations: Citations = Field(Citations.ATTRIBUTE, validation_alias=_env("RAG_CITATIONS"))
     health_timeout: float = Field(2.0, gt=0, validation_alias=_env("RAG_HEALTH_TIMEOUT"))
 
-    @field_validator("qdrant_url", "qdrant_api_key", "gateway_api_key")
+    @field_validator("qdrant_url", "qdrant_api_key", "gateway_api_key", "service_key")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
@@ -98,6 +109,11 @@ class RagSettings(ServiceSettings):
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("RAG_CHUNK_OVERLAP must be smaller than RAG_CHUNK_SIZE")
         return self
+
+    @property
+    def gateway_key(self) -> str | None:
+        """What RAG sends the gateway: ``RAG_GATEWAY_API_KEY``, else ``P2_SERVICE_KEY``."""
+        return self.gateway_api_key or self.service_key
 
     def store_path(self, home: Path) -> Path:
         """Where the embedded store keeps its data: ``QDRANT_PATH`` or ``$P2_HOME/qdrant``."""

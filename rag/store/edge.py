@@ -4,25 +4,37 @@ Edge is Qdrant's own engine as a library: a few ms per exact search at 100 k
 chunks, WAL-backed (survives a hard kill), reopened in ~0.2 s. Its filter and
 query classes share qdrant-client's names but are distinct, hence this adapter.
 Only one process may open a shard directory; the RAG service owns it.
+
+A collection is a directory whose name is a valid collection name and that
+holds Edge's ``edge_config.json``; nothing else under the root is ever listed,
+opened or deleted. Dropping renames the directory to a hidden ``.dropped-*``
+name first (one atomic step: the collection is gone for readers, and a crash
+cannot leave half of it), then deletes it; leftovers of an interrupted drop are
+deleted when the store opens.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import qdrant_edge as qe
 
-from rag.errors import CollectionNotFound, StoreError, StoreRejected
+from rag.errors import CollectionNotFound, NameTaken, StoreError, StoreRejected
+from rag.identifiers import is_collection_name
 from rag.store.base import DENSE, SPARSE, Hit, Record, SearchMode, SearchRequest, StoredPoint, Where
 from rag.store.base import Sparse as SparseValue
 
 T = TypeVar("T")
+log = logging.getLogger("p2.rag.store")
 _CONFIG_FILE = "edge_config.json"
+_DROPPED = ".dropped-"
 _INDEXED_FIELDS = ("kind", "doc_id")
 
 
@@ -83,6 +95,9 @@ class EdgeStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, _Shard] = {}
         self._lock = threading.RLock()
+        for leftover in self.root.glob(f"{_DROPPED}*"):
+            log.warning("removing %s, left by an interrupted drop", leftover.name)
+            shutil.rmtree(leftover, ignore_errors=True)
 
     # -- collections ------------------------------------------------------
 
@@ -94,15 +109,24 @@ class EdgeStore:
             raise StoreError(f"store directory {self.root} is missing")
 
     def list_collections(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if (p / _CONFIG_FILE).is_file())
+        return sorted(p.name for p in self.root.iterdir() if self.collection_exists(p.name))
 
     def collection_exists(self, name: str) -> bool:
-        return (self._dir(name) / _CONFIG_FILE).is_file()
+        """A directory of a valid name (not a link) holding Edge's configuration."""
+        path = self._dir(name)
+        return (
+            is_collection_name(name)
+            and path.is_dir()
+            and not path.is_symlink()
+            and (path / _CONFIG_FILE).is_file()
+        )
 
     def ensure_collection(self, name: str, dim: int) -> None:
         with self._lock:
             if name in self._shards or self.collection_exists(name):
                 return
+            if self._dir(name).exists() or self._dir(name).is_symlink():
+                raise NameTaken(f"'{name}' is taken by something that is not a collection")
             config = qe.EdgeConfig(
                 vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
                 sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -113,13 +137,15 @@ class EdgeStore:
 
     def drop_collection(self, name: str) -> bool:
         with self._lock:
+            if not self.collection_exists(name):
+                return False
             opened = self._shards.pop(name, None)
             if opened is not None:
                 with opened.lock:
                     _guard(name, opened.shard.close)
-            if not self._dir(name).exists():
-                return False
-            shutil.rmtree(self._dir(name))
+            doomed = self.root / f"{_DROPPED}{name}-{uuid.uuid4().hex[:8]}"
+            self._dir(name).rename(doomed)
+            shutil.rmtree(doomed)
             return True
 
     @contextlib.contextmanager

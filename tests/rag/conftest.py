@@ -20,6 +20,7 @@ from rag.store.factory import qdrant_policy
 from rag.store.retrying import RetryingStore
 from rag.store.server import ServerStore
 from testkit.threadserver import ThreadServer
+from tests.rag.fake_embedding import fake_embedding_app
 from tests.rag.mock_gateway import mock_gateway_app
 from tests.rag.servers import embedding_app
 
@@ -36,6 +37,14 @@ FAST_RETRIES: dict[str, Any] = {
 @pytest.fixture(scope="session")
 def embedding_server() -> Iterator[ThreadServer]:
     server = ThreadServer(embedding_app()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fast_embedding() -> Iterator[ThreadServer]:
+    """Hashed bag-of-words vectors: for tests of RAG's own work, not of retrieval quality."""
+    server = ThreadServer(fake_embedding_app()).start()
     yield server
     server.stop()
 

@@ -99,7 +99,7 @@ def test_server_4xx_fails_fast_and_keeps_data(
         assert listing == [{"name": "kb", "documents": 1, "chunks": 1}]
 
 
-def test_health_names_an_unreachable_qdrant_server(
+def test_readiness_names_an_unreachable_qdrant_server_and_liveness_stays(
     make_settings: Callable[..., RagSettings],
     qdrant: tuple[ThreadServer, FaultProxy],
     tmp_path: Path,
@@ -107,7 +107,10 @@ def test_health_names_an_unreachable_qdrant_server(
     _, proxy = qdrant
     settings = make_settings(qdrant_url=proxy.url, qdrant_timeout=1)
     with TestClient(create_app(settings, CoreSettings(home=tmp_path))) as client:
-        assert client.get("/health").status_code == 200
+        assert client.get("/health/ready").status_code == 200
         proxy.set_mode("refuse")
-        response = client.get("/health")
-        assert_openai_error(response, 503, code="dependency_unavailable", contains="qdrant")
+        response = client.get("/health/ready")
+        live = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["unavailable"] == ["qdrant"]
+    assert live.json() == {"status": "ok"}
