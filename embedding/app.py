@@ -12,7 +12,6 @@ import time
 from fastapi import FastAPI
 
 from embedding.encoders.base import EncoderError
-from embedding.limits import BodyLimit
 from embedding.metrics import EmbeddingMetrics
 from embedding.routes import build_router
 from embedding.runtime import Runtime, load_runtime
@@ -21,6 +20,7 @@ from embedding.settings import EmbeddingSettings
 from p2.core.app import service_app
 from p2.core.health import Readiness
 from p2.core.keys import PROBES, Access, AccessPolicy, Keyring, KeySettings
+from p2.core.limits import BodyLimit
 from p2.core.openai import ModelNotFound
 from p2.core.settings import CoreSettings
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from p2.core.app import service_app
 from p2.core.errors import error_response
 from p2.core.keys import Keyring, KeySettings
+from p2.core.limits import BodyLimit
 from p2.core.settings import CoreSettings
 from rag.access import POLICY
 from rag.answering import Answerer
@@ -33,7 +34,6 @@ from rag.errors import (
 from rag.extractor import Extractor
 from rag.health import HealthCheck, health_router
 from rag.indexing import Indexer
-from rag.limits import BodyLimit
 from rag.metrics import RagMetrics
 from rag.retrieval import Retriever
 from rag.retry import RetryPolicy

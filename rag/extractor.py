@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import multiprocessing
-import os
 import signal
-import sys
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from anyio import CapacityLimiter, to_thread
 
+from p2.core.process import die_with_parent
 from rag.errors import ExtractionError, ExtractionTimeout, TooManyPages
 from rag.extract import extract, needs_worker
-
-_PR_SET_PDEATHSIG = 1
 
 Reply = tuple[str, str, str]  # (outcome, text or message, detail)
 # What a parser's bug on a strange file raises; anything else ends the worker, which the
@@ -41,21 +37,11 @@ _PARSER_BUGS = (
 )
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this worker when its parent (the forkserver, which exits
-    with the service) dies, even in the middle of a file: no parser outlives RAG."""
-    if sys.platform != "linux":
-        return
-    parent = os.getppid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before the signal was armed
-        os._exit(1)
-
-
 def serve(conn: Connection) -> None:
     """A worker's loop: (file name, bytes, page limit) in, (outcome, text, detail) out."""
-    _die_with_parent()
+    # the kernel kills this worker when its parent (the forkserver, which exits with the
+    # service) dies, even in the middle of a file: no parser outlives RAG
+    die_with_parent(signal.SIGKILL)
     while True:
         try:
             filename, data, max_pages = conn.recv()

@@ -4,7 +4,7 @@ Starlette's form parser spools every file before anyone can look at its size
 and accepts thousands of them; here the file count is checked when a file part
 begins and each file's size with every piece of it, so an upload that breaks a
 limit is refused (413) at the byte that breaks it. Fields that are not files
-are skipped. The body as a whole is bounded by ``rag.limits.BodyLimit``.
+are skipped. The body as a whole is bounded by ``p2.core.limits.BodyLimit``.
 """
 
 from __future__ import annotations

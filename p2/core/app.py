@@ -68,7 +68,8 @@ def service_app(
     app.include_router(metrics_router(registry))
     for router in routers:
         app.include_router(router)
-    app.add_middleware(CountRequests, counter=requests)
+    # Added last, so it runs first: refused requests (401/403) are counted too.
     if keyring is not None and not keyring.open:
         app.add_middleware(RequireKey, keyring=keyring, policy=policy or AccessPolicy())
+    app.add_middleware(CountRequests, counter=requests, templates=lambda: app.openapi()["paths"])
     return app

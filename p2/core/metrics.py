@@ -6,6 +6,9 @@ several apps can live in one process (tests, benchmarks) without clashing.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
@@ -34,10 +37,14 @@ class CountRequests:
         app: ASGIApp,
         counter: Counter,
         skip: frozenset[str] = frozenset({"/health", "/metrics"}),
+        templates: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.app = app
         self.counter = counter
         self.skip = skip
+        # Route templates, to name the route of a request refused before routing (401).
+        self._templates = templates
+        self._patterns: list[tuple[re.Pattern[str], str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path", "") in self.skip:
@@ -54,5 +61,24 @@ class CountRequests:
         try:
             await self.app(scope, receive, record)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.counter.labels(route, str(status)).inc()
+            self.counter.labels(self._template(scope), str(status)).inc()
+
+    def _template(self, scope: Scope) -> str:
+        routed = getattr(scope.get("route"), "path", None)
+        if routed:
+            return str(routed)
+        if self._patterns is None:
+            self._patterns = [(_pattern(t), t) for t in self._templates()]
+        path = scope.get("path", "")
+        return next((t for p, t in self._patterns if p.fullmatch(path)), "unmatched")
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """``/v1/x/{name}`` and ``/v1/x/{rest:path}`` as a regular expression."""
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile(
+        "".join(
+            (".+" if p.endswith(":path}") else "[^/]+") if p.startswith("{") else re.escape(p)
+            for p in parts
+        )
+    )

@@ -51,14 +51,21 @@ if sys.platform == "linux":  # resolved here, so the forked child only calls int
 _spawner = ThreadPoolExecutor(1, thread_name_prefix="p2-spawner")
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    def arm() -> None:
-        if _prctl is not None:
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
+def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> None:
+    """Linux: have the kernel send ``sig`` to this process when its parent dies.
 
-    return arm
+    Called in a child (``preexec_fn``, or first thing in a worker process): if the
+    parent is already gone (``parent`` given and no longer ours), exit at once.
+    """
+    expected = os.getppid() if parent is None else parent
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, sig)
+    if os.getppid() != expected:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    return lambda: die_with_parent(signal.SIGTERM, parent)
 
 
 def spawn(
