@@ -6,9 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := build-essential cmake python3-venv
-# Real peers for the operations tests: Compose validation and a Prometheus that scrapes P2.
-TEST_APT_PACKAGES := docker-compose prometheus curl
+# redis-server: the job queue `p2 up` runs (unless REDIS_URL names one).
+APT_PACKAGES := build-essential cmake python3-venv redis-server
+# Real peers for the operations tests: Compose validation, a Prometheus that scrapes P2, and
+# the job platform's Redis and PostgreSQL (wget: Flower's healthcheck).
+TEST_APT_PACKAGES := docker-compose prometheus curl redis-server postgresql wget
 export HF_HUB_OFFLINE := 1
 
 .PHONY: up install install-dev system-deps test-system-deps llama-server bench-deps lint test clean
@@ -17,7 +19,8 @@ up: install
 	$(VENV)/bin/p2 up
 
 system-deps:
-	@if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null; then \
+	@if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null \
+		|| ! command -v redis-server >/dev/null; then \
 		echo "installing $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
@@ -37,7 +40,8 @@ install-dev: install
 
 test-system-deps:
 	@if ! command -v docker-compose >/dev/null || ! command -v prometheus >/dev/null \
-		|| ! command -v curl >/dev/null; then \
+		|| ! command -v curl >/dev/null || ! command -v redis-server >/dev/null \
+		|| ! command -v wget >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "installing $(TEST_APT_PACKAGES)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends \
 			$(TEST_APT_PACKAGES); \

@@ -76,3 +76,26 @@ def bench_rag(
     from benchmarks.rag import run
 
     run(queries=queries, scale=scale)
+
+
+@app.command("segmentation")
+def bench_segmentation(
+    rounds: Annotated[int, typer.Option(help="Timed jobs per model (124 boxes each).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the 0-5 px box margins.")] = 0,
+) -> None:
+    """Box-prompted segmentation through the job API: Dice on 124 nuclei, masks/s."""
+    from benchmarks.segmentation import run
+
+    run(rounds=rounds, seed=seed)
+
+
+@app.command("jobs")
+def bench_jobs(
+    repeat: Annotated[int, typer.Option(help="Tiny jobs timed one at a time.")] = 60,
+    jobs: Annotated[int, typer.Option(help="CPU-bound jobs per throughput batch.")] = 12,
+    job_seconds: Annotated[float, typer.Option(help="CPU seconds of one batch job.")] = 0.4,
+) -> None:
+    """Job-system overhead against the model in-process, 1 vs 2 workers, a worker killed."""
+    from benchmarks.jobs import run
+
+    run(repeat=repeat, jobs=jobs, job_seconds=job_seconds)

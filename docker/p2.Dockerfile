@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The P2 image: one Python 3.11 slim image for every P2 service; `p2 serve <service>` is the
 # entrypoint, the compose file picks the service with `command:` (embedding, gateway, rag,
-# inference). Build from the repository root:
+# inference); the job API and its workers override it (`python -m jobs`, `-m jobs.worker`).
+# Build from the repository root:
 #   docker build -f docker/p2.Dockerfile -t p2:local .
 #
 # torch: the CPU build by default (TORCH_INDEX_URL points at PyTorch's CPU wheel index), so
@@ -34,6 +35,7 @@ COPY inference ./inference
 COPY gateway ./gateway
 COPY embedding ./embedding
 COPY rag ./rag
+COPY jobs ./jobs
 COPY benchmarks ./benchmarks
 COPY testkit ./testkit
 RUN pip install . "torch==${TORCH_VERSION}"
@@ -45,7 +47,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 p2 \
     && useradd --system --uid 10001 --gid p2 --home-dir /home/p2 --create-home --shell /usr/sbin/nologin p2 \
-    && mkdir -p /models /etc/p2 /home/p2/.p2 /home/p2/.cache/huggingface \
+    && mkdir -p /models /etc/p2 /home/p2/.p2/files /home/p2/.cache/huggingface \
     && chown -R p2:p2 /models /home/p2
 COPY --from=build /opt/p2 /opt/p2
 COPY --chmod=0755 docker/healthcheck.py /usr/local/bin/p2-healthcheck
@@ -61,6 +63,6 @@ ENV PATH=/opt/p2/bin:$PATH \
     GATEWAY_CONFIG=/etc/p2/litellm.yaml
 USER p2
 WORKDIR /home/p2
-EXPOSE 8000 8001 8002 8003 8004
+EXPOSE 8000 8001 8002 8003 8004 8005
 ENTRYPOINT ["p2", "serve"]
 CMD ["gateway"]

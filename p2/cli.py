@@ -7,10 +7,13 @@ the ``p2.commands`` entry point (``p2 bench`` comes from ``benchmarks``).
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -171,6 +174,86 @@ def logs(
         raise _fail(str(exc)) from exc
     except KeyboardInterrupt:
         pass
+
+
+jobs_app = typer.Typer(
+    help="Jobs on the job API (:8005): list, show, cancel.", no_args_is_help=True
+)
+app.add_typer(jobs_app, name="jobs")
+_JOBS_URL = "http://127.0.0.1:8005"
+JobsUrl = Annotated[str, typer.Option("--url", envvar="JOBS_URL", help="The job API.")]
+WaitFlag = Annotated[bool, typer.Option("--wait", help="Follow the job with a progress bar.")]
+
+
+def _jobs_run(url: str, call: Callable[[Any], Any]) -> Any:
+    """``call`` with a client of the job API (the key from ``P2_API_KEY``); errors exit 1."""
+    from jobs.client import JobsClient, JobsClientError
+    from p2.core.settings import CoreSettings
+
+    try:
+        with JobsClient(url, api_key=CoreSettings().api_key) as client:
+            return call(client)
+    except JobsClientError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _follow(client: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """A progress bar until the job is final; the final job."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
+    with Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task(f"{job['id']} {job['status']}", total=1.0)
+
+        def seen(now: dict[str, Any]) -> None:
+            queued = now["status"] == "queued" and now.get("queue_position") is not None
+            where = f" (#{now['queue_position'] + 1} in the queue)" if queued else ""
+            bar.update(
+                task, completed=now["progress"], description=f"{now['id']} {now['status']}{where}"
+            )
+
+        final: dict[str, Any] = client.follow(job["id"], seen)
+        return final
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    task: Annotated[str | None, typer.Option(help="Only jobs of this task.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    url: JobsUrl = _JOBS_URL,
+) -> None:
+    """Your jobs (all jobs with an admin key), newest first."""
+    found = _jobs_run(url, lambda c: c.jobs(status=status, task=task, limit=limit))
+    rows = [("ID", "STATUS", "PROGRESS", "TASK", "MODEL", "CREATED")]
+    for job in found:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["created_at"]))
+        progress = f"{job['progress'] * 100:.0f}%"
+        rows.append((job["id"], job["status"], progress, job["task"], job["model"], created))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="job-...")],
+    wait: WaitFlag = False,
+    url: JobsUrl = _JOBS_URL,
+) -> None:
+    """One job as JSON; --wait follows it with a progress bar (exit 1 unless it succeeds)."""
+    job = _jobs_run(url, lambda c: _follow(c, c.get(job_id)) if wait else c.get(job_id))
+    typer.echo(json.dumps(job, indent=2))
+    if wait and job["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help="job-...")], url: JobsUrl = _JOBS_URL
+) -> None:
+    """Cancel a queued or running job (a running job's worker child is killed)."""
+    typer.echo(json.dumps(_jobs_run(url, lambda c: c.cancel(job_id)), indent=2))
 
 
 _add_plugins()

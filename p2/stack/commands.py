@@ -41,7 +41,9 @@ def _is_service(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return b"serve" in argv and stat.split(") ", 1)[-1][:1] != "Z"
+    ours = b"serve" in argv or any(a in (b"jobs", b"jobs.worker") for a in argv)
+    ours = ours or (bool(argv) and argv[0].endswith(b"redis-server"))
+    return ours and stat.split(") ", 1)[-1][:1] != "Z"
 
 
 def clean_leftovers(home: Path, grace: float = 10.0) -> list[str]:
@@ -90,7 +92,9 @@ def check_can_start(specs: Sequence[ServiceSpec], lock: StackLock, home: Path) -
 
 def endpoint_hint(specs: Sequence[ServiceSpec]) -> str:
     names = {s.name: s for s in specs}
-    front = names.get("gateway") or names["inference-chat"]
+    front = names.get("gateway") or names.get("inference-chat")
+    if front is None:  # e.g. --only jobs: no chat endpoint to show
+        return "P2 is up: " + ", ".join(f"{s.name} on :{s.port}" for s in specs)
     base = f"http://127.0.0.1:{front.port}/v1"
     keyed = "gateway" in names and StackSettings.from_environ().keyed
     auth = ' -H "Authorization: Bearer $P2_API_KEY"' if keyed else ""
@@ -132,12 +136,12 @@ async def _run_foreground(specs: Sequence[ServiceSpec], home: Path) -> None:
 
 def up(*, detach: bool, only: Sequence[str] = ()) -> None:
     core = CoreSettings()
-    specs = default_stack(core)
-    if only:
-        try:
+    try:
+        specs = default_stack(core)
+        if only:
             specs = with_dependencies(specs, only)
-        except StackError as exc:
-            raise UpError(str(exc)) from exc
+    except StackError as exc:
+        raise UpError(str(exc)) from exc
     lock = StackLock(core.home)
     check_can_start(specs, lock, core.home)
     if detach:

@@ -2,26 +2,33 @@
 
 embedding, inference-chat and inference-code start together; the gateway
 waits for all three to be healthy; rag waits for the gateway and embedding,
-as compose's ``depends_on: condition: service_healthy`` would.
+as compose's ``depends_on: condition: service_healthy`` would. Redis (unless
+``REDIS_URL`` names one) comes first for the job platform, the job API after
+it, the workers after both; the gateway waits for the job API too.
 """
 
 from __future__ import annotations
 
 import secrets
+import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from inference.model import has_chat_template
 from inference.settings import Role
+from jobs.gpus import worker_devices
+from jobs.redis_server import RedisNotFound, redis_argv
+from jobs.settings import JobsSettings, RedisSettings, WorkerSettings
 from p2.core.files import atomic_write
 from p2.core.litellm_config import write_config
 from p2.core.settings import CoreSettings
 from p2.core.shipped import shipped_file
 from p2.stack.settings import StackSettings
-from p2.supervisor.spec import Probe, ServiceSpec
+from p2.supervisor.spec import HealthCheck, Probe, ServiceSpec, StackError
 from p2.supervisor.state import run_dir
 
 _SHIPPED_BASES = {
@@ -76,6 +83,43 @@ def service_key(home: Path, settings: StackSettings) -> str | None:
     return key
 
 
+SpecMaker = Callable[..., ServiceSpec]
+
+
+def job_services(core: CoreSettings, spec: SpecMaker) -> list[ServiceSpec]:
+    """Redis (unless ``REDIS_URL``), the job API, and one worker per GPU (``WORKER_GPUS``,
+    MIG instances included) or ``WORKER_CPU_WORKERS`` CPU workers, on consecutive ports
+    from ``WORKER_PORT``."""
+    redis, jobs, workers = RedisSettings(), JobsSettings(), WorkerSettings()
+    broker = {"REDIS_URL": redis.broker_url}
+    specs: list[ServiceSpec] = []
+    deps: tuple[str, ...] = ()
+    if redis.url is None:
+        try:
+            argv = redis_argv(redis, core.home / "redis")
+        except RedisNotFound as exc:
+            raise StackError(str(exc)) from exc
+        specs.append(replace(spec("redis", argv, redis.port), check=HealthCheck.REDIS))
+        deps = ("redis",)
+    specs.append(spec("jobs", (sys.executable, "-m", "jobs"), jobs.port, deps, broker))
+    devices = worker_devices(workers.gpus)
+    slots = [(f"worker-gpu{i}", d) for i, d in enumerate(devices)] or [
+        (f"worker-cpu{i}", "") for i in range(workers.cpu_workers)
+    ]
+    host = socket.gethostname()
+    for offset, (name, device) in enumerate(slots):
+        port = workers.port + offset
+        env = {
+            **broker,
+            "WORKER_PORT": str(port),
+            "WORKER_NAME": f"{name}@{host}",
+            "CUDA_VISIBLE_DEVICES": device,  # empty: the CPU worker sees no GPU
+        }
+        argv = (sys.executable, "-m", "jobs.worker")
+        specs.append(spec(name, argv, port, (*deps, "jobs"), env))
+    return specs
+
+
 def default_stack(core: CoreSettings, settings: StackSettings | None = None) -> list[ServiceSpec]:
     settings = settings or StackSettings.from_environ()
     child_env = {"P2_HOME": str(core.home), "HF_HUB_OFFLINE": "1"}
@@ -104,10 +148,12 @@ def default_stack(core: CoreSettings, settings: StackSettings | None = None) -> 
     for role in Role:
         argv = (*p2, "inference", "--role", role.value)
         specs.append(spec(f"inference-{role.value}", argv, settings.ports[role.value]))
+    specs.extend(job_services(core, spec))
     wiring = {"EMBEDDING_URL": settings.url("embedding"), "RAG_URL": settings.url("rag")}
+    wiring["JOBS_URL"] = f"http://127.0.0.1:{JobsSettings().port}"
     if settings.gateway_config is None:  # an operator's own config is used as it is
         wiring["GATEWAY_CONFIG"] = str(gateway_config(run_dir(core.home), settings))
-    gateway_deps = ("inference-chat", "inference-code", "embedding")
+    gateway_deps = ("inference-chat", "inference-code", "embedding", "jobs")
     specs.append(spec("gateway", (*p2, "gateway"), settings.ports["gateway"], gateway_deps, wiring))
     rag_env = {
         "RAG_GATEWAY_URL": settings.url("gateway"),

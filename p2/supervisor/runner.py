@@ -6,13 +6,13 @@ import asyncio
 import logging
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import httpx
 
 from p2.core.process import spawn, terminate
-from p2.supervisor.spec import ServiceSpec
+from p2.supervisor.spec import HealthCheck, ServiceSpec
 from p2.supervisor.state import Health, ServiceState
 
 log = logging.getLogger("p2.supervisor")
@@ -22,6 +22,45 @@ MIN_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 60.0  # healthy this long resets the backoff; a flapping service keeps backing off
 STOP_GRACE = 10.0
+
+
+async def http_check(spec: ServiceSpec, client: httpx.AsyncClient, limit: float) -> str | None:
+    """None when ``GET health_url`` answers 200, else why not."""
+    try:
+        response = await client.get(spec.health_url, timeout=limit)
+    except httpx.TimeoutException:
+        return f"health check timed out after {limit:.0f}s"
+    except httpx.TransportError as exc:
+        return f"health check failed ({type(exc).__name__})"
+    if response.status_code != 200:
+        return f"health check answered {response.status_code}"
+    return None
+
+
+async def redis_check(spec: ServiceSpec, _: httpx.AsyncClient, limit: float) -> str | None:
+    """None when the port answers Redis's ``PING`` with ``+PONG``, else why not."""
+    host = "127.0.0.1" if spec.host in ("0.0.0.0", "") else spec.host
+    writer = None
+    try:
+        async with asyncio.timeout(limit):
+            reader, writer = await asyncio.open_connection(host, spec.port)
+            writer.write(b"*1\r\n$4\r\nPING\r\n")
+            await writer.drain()
+            answer = (await reader.readline()).strip()
+    except TimeoutError:
+        return f"PING timed out after {limit:.0f}s"
+    except OSError as exc:
+        return f"PING failed ({type(exc).__name__})"
+    finally:
+        if writer is not None:
+            writer.close()
+    if answer != b"+PONG":
+        return f"PING answered {answer[:80].decode(errors='replace') or 'nothing'}"
+    return None
+
+
+Check = Callable[[ServiceSpec, httpx.AsyncClient, float], Awaitable[str | None]]
+CHECKS: dict[HealthCheck, Check] = {HealthCheck.HTTP: http_check, HealthCheck.REDIS: redis_check}
 
 
 class ServiceRunner:
@@ -86,16 +125,8 @@ class ServiceRunner:
         self._set(Health.STARTING)
 
     async def probe(self, client: httpx.AsyncClient, limit: float) -> str | None:
-        """None when healthy, else why not."""
-        try:
-            response = await client.get(self.spec.health_url, timeout=limit)
-        except httpx.TimeoutException:
-            return f"health check timed out after {limit:.0f}s"
-        except httpx.TransportError as exc:
-            return f"health check failed ({type(exc).__name__})"
-        if response.status_code != 200:
-            return f"health check answered {response.status_code}"
-        return None
+        """None when healthy, else why not (by the spec's kind of check)."""
+        return await CHECKS[self.spec.check](self.spec, client, limit)
 
     async def _until_healthy(self) -> str | None:
         probe = self.spec.probe

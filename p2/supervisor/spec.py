@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,13 @@ class Probe:
         )
 
 
+class HealthCheck(StrEnum):
+    """How a service's health is probed (``runner.CHECKS`` holds one function per kind)."""
+
+    HTTP = "http"  # GET health_url answers 200
+    REDIS = "redis"  # a PING on the port answers +PONG
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -47,6 +55,7 @@ class ServiceSpec:
     probe: Probe = field(default_factory=Probe)
     health_path: str = "/health"
     start_timeout: float = 600.0
+    check: HealthCheck = HealthCheck.HTTP
 
     @property
     def health_url(self) -> str:

@@ -20,24 +20,36 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.docker.tools import COMPOSE_FILE, ENV_EXAMPLE, ROOT, require_tool, unavailable
+from tests.docker.tools import (
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    ROOT,
+    WORKER_COMPOSE_FILE,
+    WORKER_ENV_EXAMPLE,
+    require_tool,
+    unavailable,
+)
 
 DOCKER = ROOT / "docker"
 SCHEMA = Path(__file__).with_name("compose-spec.json")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
-P2_SERVICES = ("embedding", "inference-chat", "inference-code", "gateway", "rag")
+P2_SERVICES = ("embedding", "inference-chat", "inference-code", "gateway", "rag", "jobs")
 MODEL_SERVERS = ("embedding", "inference-chat", "inference-code")
 INFERENCE = ("inference-chat", "inference-code")
 PORTS = {"gateway": 8000, "inference-chat": 8001, "rag": 8002, "embedding": 8003}
 PORTS["inference-code"] = 8004
+PORTS["jobs"] = 8005
+JOB_WORKERS = ("worker-gpu0",)
+# The secrets .env must give (compose refuses to start without them).
+SECRETS = {"P2_API_KEY": "k-test", "POSTGRES_PASSWORD": "pg-test", "REDIS_PASSWORD": "r-test"}
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}; $$ is compose's escaped $.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 
 
-def compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE_FILE.read_text())
+def compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
     assert isinstance(data, dict)
     return data
 
@@ -67,9 +79,9 @@ def strings(node: object) -> list[str]:
     return [node] if isinstance(node, str) else []
 
 
-def env_example() -> dict[str, str]:
+def env_example(path: Path = ENV_EXAMPLE) -> dict[str, str]:
     values: dict[str, str] = {}
-    for line in ENV_EXAMPLE.read_text().splitlines():
+    for line in path.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             name, sep, value = line.partition("=")
@@ -118,8 +130,9 @@ def schema_errors(document: dict[str, Any]) -> list[tuple[str, str]]:
     return [(path, message) for path, message in json.loads(result.stdout)]
 
 
-def test_file_follows_the_compose_specification() -> None:
-    assert schema_errors(compose()) == []
+@pytest.mark.parametrize("path", [COMPOSE_FILE, WORKER_COMPOSE_FILE], ids=["p2", "worker"])
+def test_file_follows_the_compose_specification(path: Path) -> None:
+    assert schema_errors(compose(path)) == []
 
 
 def test_schema_catches_a_misspelt_key_and_condition() -> None:
@@ -135,11 +148,22 @@ def test_schema_catches_a_misspelt_key_and_condition() -> None:
 # --- Debian's docker-compose -----------------------------------------------------------------
 
 
+def filled(example: Path, target: Path, **values: str) -> Path:
+    """``example`` with ``values`` given to its empty variables, written to ``target``."""
+    text = example.read_text()
+    for name, value in values.items():
+        assert f"\n{name}=\n" in text, name
+        text = text.replace(f"\n{name}=\n", f"\n{name}={value}\n")
+    target.write_text(text)
+    return target
+
+
 def run_compose_config(
     env_file: Path, compose_file: Path = COMPOSE_FILE, **env: str
 ) -> subprocess.CompletedProcess[str]:
     tool = require_tool("docker-compose", "docker-compose")
-    clean = {k: v for k, v in os.environ.items() if k not in env_example()}
+    known = env_example() | env_example(WORKER_ENV_EXAMPLE)
+    clean = {k: v for k, v in os.environ.items() if k not in known}
     return subprocess.run(
         [tool, "--env-file", str(env_file), "-f", str(compose_file), "config"],
         env={**clean, **env},
@@ -151,13 +175,19 @@ def run_compose_config(
 
 
 def test_docker_compose_renders_the_stack_from_env_example(tmp_path: Path) -> None:
-    env_file = tmp_path / "p2.env"
-    env_file.write_text(ENV_EXAMPLE.read_text().replace("P2_API_KEY=\n", "P2_API_KEY=k-test\n"))
+    env_file = filled(ENV_EXAMPLE, tmp_path / "p2.env", **SECRETS)
     result = run_compose_config(env_file)
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)["services"]
 
-    assert set(P2_SERVICES) | {"qdrant", "prometheus", "autoheal"} <= set(rendered)
+    platform = {"redis", "postgres", "flower", *JOB_WORKERS}
+    assert set(P2_SERVICES) | {"qdrant", "prometheus", "autoheal"} | platform <= set(rendered)
+    for name in ("jobs", *JOB_WORKERS):
+        env = rendered[name]["environment"]
+        assert env["DATABASE_URL"] == "postgresql://p2:pg-test@postgres:5432/p2", name
+        assert env["REDIS_URL"] == "redis://:r-test@redis:6379/0", name
+    assert rendered["jobs"]["environment"]["P2_API_KEYS"].split(",")[0] == "k-test"
+    assert rendered["gateway"]["environment"]["JOBS_URL"] == "http://jobs:8005"
     gateway_env = rendered["gateway"]["environment"]
     assert gateway_env["P2_API_KEYS"].split(",")[0] == "k-test"
     assert rendered["rag"]["environment"]["RAG_GATEWAY_API_KEY"] == "k-test"
@@ -165,16 +195,16 @@ def test_docker_compose_renders_the_stack_from_env_example(tmp_path: Path) -> No
     assert "/models/gemma-3-270m-q4_k_m.gguf" in rendered["inference-chat"]["command"]
     for name, port in PORTS.items():
         assert f"127.0.0.1:{port}:{port}/tcp" in rendered[name]["ports"], name
-    assert healthy_deps(rendered["gateway"]) == set(MODEL_SERVERS)
+    assert healthy_deps(rendered["gateway"]) == {*MODEL_SERVERS, "jobs"}
     assert healthy_deps(rendered["rag"]) == {"gateway", "embedding", "qdrant"}
 
 
-def test_docker_compose_refuses_to_start_without_an_api_key(tmp_path: Path) -> None:
-    env_file = tmp_path / "p2.env"
-    env_file.write_text(ENV_EXAMPLE.read_text())  # P2_API_KEY is empty there
-    result = run_compose_config(env_file)
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_docker_compose_refuses_to_start_without_a_secret(tmp_path: Path, missing: str) -> None:
+    given = {name: value for name, value in SECRETS.items() if name != missing}
+    result = run_compose_config(filled(ENV_EXAMPLE, tmp_path / "p2.env", **given))
     assert result.returncode != 0
-    assert "set P2_API_KEY in .env" in result.stderr
+    assert f"set {missing} in .env" in result.stderr
 
 
 def test_docker_compose_rejects_an_invalid_file(tmp_path: Path) -> None:
@@ -183,7 +213,7 @@ def test_docker_compose_rejects_an_invalid_file(tmp_path: Path) -> None:
     broken.write_text(
         COMPOSE_FILE.read_text().replace("    stop_grace_period: 30s\n", "    stop_grace: 30s\n", 1)
     )
-    result = run_compose_config(ENV_EXAMPLE, broken, P2_API_KEY="k-test")
+    result = run_compose_config(ENV_EXAMPLE, broken, **SECRETS)
     assert result.returncode != 0
     assert "stop_grace" in result.stderr
 
@@ -239,10 +269,10 @@ def start_waves() -> list[set[str]]:
     return waves
 
 
-def test_start_order_is_model_servers_then_gateway_then_rag() -> None:
+def test_start_order_is_model_servers_and_the_job_api_then_gateway_then_rag() -> None:
     p2_waves = [wave & set(P2_SERVICES) for wave in start_waves()]
-    assert [w for w in p2_waves if w] == [set(MODEL_SERVERS), {"gateway"}, {"rag"}]
-    assert healthy_deps(services()["gateway"]) == set(MODEL_SERVERS)
+    assert [w for w in p2_waves if w] == [set(MODEL_SERVERS), {"jobs"}, {"gateway"}, {"rag"}]
+    assert healthy_deps(services()["gateway"]) == {*MODEL_SERVERS, "jobs"}
     assert healthy_deps(services()["rag"]) == {"gateway", "embedding", "qdrant"}
 
 
@@ -281,6 +311,92 @@ def test_inference_servers_are_llama_cpp_on_reserved_nvidia_gpus() -> None:
         assert command[command.index("--port") + 1] == port
         assert "--metrics" in command  # Prometheus scrapes llama-server's /metrics
         assert "--n-gpu-layers" in command
+
+
+# --- the job platform -------------------------------------------------------------------------
+
+
+def test_the_job_api_waits_for_redis_and_postgres_and_the_workers_for_all_three() -> None:
+    assert healthy_deps(services()["jobs"]) == {"redis", "postgres"}
+    for name in JOB_WORKERS:
+        assert healthy_deps(services()[name]) == {"redis", "postgres", "jobs"}
+    assert healthy_deps(services()["flower"]) == {"redis"}
+
+
+def test_redis_persists_with_an_append_only_file_and_a_password() -> None:
+    redis = services()["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command and '--requirepass "$$REDIS_PASSWORD"' in command
+    assert "redis-data:/data" in redis["volumes"]
+    assert "ping" in " ".join(redis["healthcheck"]["test"])
+    postgres = services()["postgres"]
+    assert postgres["healthcheck"]["test"][1] == "pg_isready"
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+
+
+@pytest.mark.parametrize("path", [COMPOSE_FILE, WORKER_COMPOSE_FILE], ids=["p2", "worker"])
+def test_each_worker_reserves_its_own_gpu_and_shares_the_job_files(path: Path) -> None:
+    workers = {n: s for n, s in compose(path)["services"].items() if n.startswith("worker-")}
+    assert workers
+    reserved = []
+    for name, service in workers.items():
+        [device] = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"], name
+        reserved.append(device["device_ids"][0])
+        assert service["entrypoint"] == ["python", "-m", "jobs.worker"], name
+        assert service["environment"]["WORKER_DEVICE"] == "cuda", name
+        assert service["healthcheck"]["test"] == [
+            "CMD",
+            "p2-healthcheck",
+            "http://127.0.0.1:8010/health",
+        ]
+        mounts = [str(v) for v in service["volumes"]]
+        assert any(m.endswith(":/home/p2/.p2/files") for m in mounts), name
+    assert len(set(reserved)) == len(reserved), "two workers reserve the same GPU"
+
+
+def test_flower_watches_the_broker_and_the_workers_send_events() -> None:
+    flower = services()["flower"]
+    assert flower["command"][:2] == ["celery", "flower"] and "--port=5555" in flower["command"]
+    assert "@redis:6379/0" in flower["environment"]["CELERY_BROKER_URL"]
+    for name in JOB_WORKERS:
+        assert services()[name]["environment"]["WORKER_EVENTS"] == "true"
+
+
+def test_the_worker_compose_renders_from_its_env_example(tmp_path: Path) -> None:
+    env_file = filled(
+        WORKER_ENV_EXAMPLE,
+        tmp_path / "worker.env",
+        P2_PRIMARY_HOST="10.1.2.3",
+        REDIS_PASSWORD="r-test",
+        POSTGRES_PASSWORD="pg-test",
+        P2_FILES_DIR="/mnt/p2-files",
+    )
+    result = run_compose_config(env_file, WORKER_COMPOSE_FILE)
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)["services"]
+    assert set(rendered) == {"worker-gpu0", "worker-gpu1", "autoheal"}
+    env = rendered["worker-gpu1"]["environment"]
+    assert env["REDIS_URL"] == "redis://:r-test@10.1.2.3:6379/0"
+    assert env["DATABASE_URL"] == "postgresql://p2:pg-test@10.1.2.3:5432/p2"
+    assert env["WORKER_NAME"] == "worker-gpu1@gpu-box-2"
+    missing = run_compose_config(
+        filled(WORKER_ENV_EXAMPLE, tmp_path / "w2.env"), WORKER_COMPOSE_FILE
+    )
+    assert missing.returncode != 0 and "in worker.env" in missing.stderr
+
+
+def test_worker_env_example_documents_every_variable_with_its_default() -> None:
+    documented = env_example(WORKER_ENV_EXAMPLE)
+    used: dict[str, str | None] = {}
+    for var, op, default in INTERPOLATION.findall("\n".join(strings(compose(WORKER_COMPOSE_FILE)))):
+        used[var] = default if op in (":-", "-") else None
+    assert sorted(set(used) ^ set(documented)) == []
+    for var, default in used.items():
+        if default is not None:
+            assert documented[var] == default, var
+        elif SECRET_NAME.search(var) or var in ("P2_PRIMARY_HOST", "P2_FILES_DIR"):
+            assert documented[var] == "", var
 
 
 # --- volumes, users, logs, secrets -----------------------------------------------------------

@@ -7,8 +7,10 @@ are checked by running each command with only the port changed.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,7 +53,8 @@ def test_p2_healthcheck_fails_when_nothing_listens() -> None:
 
 
 @pytest.mark.parametrize(
-    ("service", "container_port"), [("embedding", 8003), ("gateway", 8000), ("rag", 8002)]
+    ("service", "container_port"),
+    [("embedding", 8003), ("gateway", 8000), ("rag", 8002), ("jobs", 8005), ("worker-gpu0", 8010)],
 )
 def test_p2_services_call_the_installed_healthcheck_on_their_port(
     service: str, container_port: int
@@ -111,3 +114,55 @@ def test_models_init_script_reports_the_default_model(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"default model ready: {target}" in result.stdout
     assert target.read_bytes() == b"stand-in for the verified GGUF"
+
+
+@pytest.mark.parametrize(
+    ("password", "healthy"), [("right", True), ("wrong", False), (None, False)]
+)
+def test_redis_healthcheck_wants_pong(tmp_path: Path, password: str | None, healthy: bool) -> None:
+    """redis-cli exits 0 on an error reply too: the check compares the answer with PONG."""
+    server = require_tool("redis-server", "redis-server")
+    require_tool("redis-cli", "redis-tools")
+    port = free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "right"]
+    argv += ["--dir", str(tmp_path), "--save", ""]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ping = [server.replace("redis-server", "redis-cli"), "-p", str(port), "ping"]
+        for _ in range(100):
+            if b"NOAUTH" in subprocess.run(ping, capture_output=True, check=False).stdout:
+                break
+            time.sleep(0.05)
+        check = as_local(healthcheck_test("redis"), 6379, port)
+        env = {"PATH": os.environ["PATH"], **({"REDIS_PASSWORD": password} if password else {})}
+        code = subprocess.run(
+            ["sh", "-c", *check], env=env, capture_output=True, timeout=30
+        ).returncode
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert (code == 0) is healthy
+
+
+def test_redis_healthcheck_fails_when_nothing_listens() -> None:
+    require_tool("redis-cli", "redis-tools")
+    check = as_local(healthcheck_test("redis"), 6379, free_port())
+    env = {"PATH": os.environ["PATH"], "REDIS_PASSWORD": "x"}
+    assert subprocess.run(["sh", "-c", *check], env=env, capture_output=True).returncode != 0
+
+
+def test_postgres_healthcheck_asks_pg_isready() -> None:
+    require_tool("pg_isready", "postgresql-client")
+    from tests.jobs.helpers import postgres_cluster
+
+    with postgres_cluster() as cluster:
+        port = int(cluster.url.rsplit(":", 1)[1])
+        assert run_check(as_local(healthcheck_test("postgres"), 5432, port)) == 0
+    assert run_check(as_local(healthcheck_test("postgres"), 5432, port)) != 0
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_flower_healthcheck_reads_its_healthcheck_page(status: int, healthy: bool) -> None:
+    require_tool("wget", "wget")
+    with http_server({"/healthcheck": status}) as port:
+        assert (run_check(as_local(healthcheck_test("flower"), 5555, port)) == 0) is healthy

@@ -27,6 +27,7 @@ from embedding.settings import DEFAULT_PORT as EMBEDDING_DEFAULT_PORT
 from gateway.settings import GatewaySettings
 from inference.settings import DEFAULT_PORTS as INFERENCE_DEFAULT_PORTS
 from inference.settings import Role
+from jobs.settings import DEFAULT_PORT as JOBS_DEFAULT_PORT
 from p2.core.process import free_port, spawn, terminate, wait_healthy
 from rag.settings import RagSettings
 from tests.conftest import RunningServer, start_inference, stop
@@ -43,6 +44,7 @@ DEFAULT_PORTS = {
     "rag": int(RagSettings.model_fields["port"].default),
     "embedding": EMBEDDING_DEFAULT_PORT,
     "inference-code": INFERENCE_DEFAULT_PORTS[Role.CODE],
+    "jobs": JOBS_DEFAULT_PORT,
     "p2-supervisor": SUPERVISOR_METRICS_PORT,
 }
 SERVICE_JOBS = ("gateway", "inference-chat", "rag", "embedding", "inference-code")
@@ -54,6 +56,8 @@ COMPOSE_TARGETS = {
     "embedding": "embedding:8003",
     "inference-code": "inference-code:8004",
     "qdrant": "qdrant:6333",
+    "jobs": "jobs:8005",
+    "flower": "flower:5555",
 }
 
 
@@ -305,9 +309,46 @@ def test_prometheus_sees_the_supervisor_of_p2_up(tiny_gguf: Path, tmp_path: Path
         }
         with prometheus(for_test(ports), tmp_path / "prometheus") as client:
             wait_all_up(client, set(ports))
-            restarts = query(client, "p2_supervisor_restarts")
+            restarts = query(client, "p2_supervisor_restarts_total")
             assert {r["metric"]["service"]: r["value"][1] for r in restarts} == {
                 "inference-chat": "0"
             }
     finally:
         p2("down")
+
+
+def test_prometheus_scrapes_the_job_metrics(tmp_path: Path) -> None:
+    """The job API and a worker run for real; Prometheus sees jobs by status and the worker."""
+    from tests.jobs.helpers import JobStack, RedisServer, http
+
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    env = {
+        "P2_HOME": str(tmp_path / "home"),
+        "REDIS_URL": redis.url,
+        "JOBS_TEST_MODELS": "1",
+        "WORKER_HEARTBEAT_INTERVAL": "0.5",
+    }
+    jobs_stack = JobStack(tmp_path / "home", env)
+    try:
+        api = jobs_stack.api()
+        jobs_stack.worker("scraped")
+        client = http(api.url)
+        job = client.post("/v1/jobs", json={"task": "test", "model": "echo"}).json()
+        assert client.get(f"/v1/jobs/{job['id']}", params={"wait": 30}).json()["status"] == (
+            "succeeded"
+        )
+        with prometheus(for_test({"jobs": api.port}), tmp_path / "prometheus") as prom:
+            wait_all_up(prom, {"jobs"})
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not query(prom, "p2_jobs_worker_up"):
+                time.sleep(0.5)
+            workers = {
+                r["metric"]["worker"]: r["value"][1] for r in query(prom, "p2_jobs_worker_up")
+            }
+            assert workers == {"scraped@test": "1"}
+            done = query(prom, 'p2_jobs_jobs{task="test",status="succeeded"}')
+            assert [r["value"][1] for r in done] == ["1"]
+    finally:
+        jobs_stack.close()
+        redis.stop()

@@ -20,6 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker" / "compose.p2.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+WORKER_COMPOSE_FILE = ROOT / "docker" / "compose.worker.yml"
+WORKER_ENV_EXAMPLE = ROOT / "docker" / "worker.env.example"
 
 
 def require_tool(name: str, package: str) -> str:
