@@ -3,11 +3,19 @@
 A backend is one ``api_base`` (shared by every group that lists it, so its
 connection pool and health are shared too). Two ways out of rotation:
 
-* *ejected*: it refused, reset, hung or died mid-stream, or its ``/health``
-  says it is not ready. Only a successful health probe brings it back, so a
-  recovered primary returns within one probe interval.
+* *ejected*: a failure the table in ``gateway.failures`` says ejects (refused,
+  reset, hung, died mid-stream), or health checks that failed (below), or its
+  ``/health`` says it is not ready. Only a successful health probe brings it
+  back, so a recovered primary returns within one probe interval.
 * *cooling down*: it answered 429/5xx more than ``allowed_fails`` times in a
   row (LiteLLM's semantics); it returns after ``cooldown_time``.
+
+A health check that gets no answer (or a refused or reset one) does not eject
+a backend whose exchanges in flight still receive bytes: a backend busy with
+a huge prompt answers ``/health`` late while its streams flow. It is ejected
+when its exchanges made no progress during the check, or after
+``GATEWAY_PROBE_FAILURES`` failed checks in a row; either way only the
+exchanges that received nothing are aborted, never a stream that flows.
 
 A backend out of rotation is still tried as a last resort when every
 backend of the group is out, so a stale view never fails a request alone.
@@ -24,7 +32,7 @@ import orjson
 
 from gateway.config import DeploymentSpec, GatewayConfig, RouterSettings
 from gateway.metrics import GatewayMetrics
-from gateway.upstream import Pool
+from gateway.upstream import Marks, Pool
 
 log = logging.getLogger("p2.gateway.backends")
 
@@ -50,6 +58,7 @@ class Backend:
         router: RouterSettings,
         metrics: GatewayMetrics,
         connect_timeout: float,
+        probe_failures: int = 3,
     ) -> None:
         self.name = name
         self.api_base = api_base
@@ -63,6 +72,8 @@ class Backend:
         self.ejected = False
         self.cooldown_until = 0.0
         self.fails = 0
+        self.failed_probes = 0  # health checks in a row with no answer
+        self._probe_failures = probe_failures
         self._router = router
         self._up = metrics.backend_up.labels(name)
         self._up.set(1)
@@ -70,25 +81,47 @@ class Backend:
     def in_rotation(self, now: float) -> bool:
         return not self.ejected and now >= self.cooldown_until
 
-    def eject(self, reason: str, *, abort_inflight: bool = False) -> None:
-        """Take the backend out until a health probe succeeds.
-
-        ``abort_inflight`` (a failed health check: the whole backend is hung or
-        gone) also fails its requests in flight at once, so they move on now
-        instead of waiting out their timeouts.
-        """
+    def eject(self, reason: str) -> None:
+        """Take the backend out until a health probe succeeds."""
         if not self.ejected:
             log.warning("backend %s ejected: %s", self.name, reason)
         self.ejected = True
         self.state, self.detail = BackendState.DOWN, reason
         self._up.set(0)
-        if abort_inflight:
-            self.pool.abort_all(reason)
+
+    def probe_failed(self, reason: str, marks: Marks) -> bool:
+        """A health check got no answer; ``marks`` are the exchanges in flight when it began.
+
+        Ejects, and aborts the exchanges that received nothing since, unless
+        some of them still receive bytes (the backend is busy, not hung) and
+        fewer than ``probe_failures`` checks failed in a row. True if ejected.
+        """
+        self.failed_probes += 1
+        if self._probe_failures > self.failed_probes and self.pool.flowing(marks):
+            log.info(
+                "backend %s: health check failed (%s) but its streams flow; kept in rotation",
+                self.name,
+                reason,
+            )
+            return False
+        self.eject(reason)
+        aborted = self.pool.abort_stalled(marks, reason)
+        if aborted:
+            log.warning("backend %s: %d stalled requests moved on", self.name, aborted)
+        return True
+
+    def unready(self, detail: str, *, loading: bool) -> None:
+        """Its ``/health`` answered, but not 200: out of rotation (``loading`` on 503)."""
+        self.failed_probes = 0
+        self.eject(detail)
+        if loading:
+            self.state = BackendState.LOADING
 
     def recover(self) -> None:
         """A health probe answered 200: back in rotation."""
         if self.ejected:
             log.info("backend %s back in rotation", self.name)
+        self.failed_probes = 0
         self.ejected = False
         self.state, self.detail = BackendState.UP, "ok"
         if time.monotonic() >= self.cooldown_until:
@@ -115,15 +148,22 @@ class Backend:
             if not self.ejected:
                 self._up.set(1)
 
-    def describe(self) -> dict[str, object]:
-        now = time.monotonic()
-        state = self.state
+    def current_state(self, now: float) -> BackendState:
         if not self.ejected and now < self.cooldown_until:
-            state = BackendState.COOLDOWN
+            return BackendState.COOLDOWN
+        return self.state
+
+    def serving(self, now: float) -> bool:
+        """Healthy and in rotation: what readiness counts."""
+        return self.state is BackendState.UP and self.in_rotation(now)
+
+    def describe(self) -> dict[str, object]:
+        """Everything about the backend, its address and last error included (admins only)."""
+        now = time.monotonic()
         return {
             "backend": self.name,
             "api_base": self.api_base,
-            "state": state,
+            "state": self.current_state(now),
             "in_rotation": self.in_rotation(now),
             "detail": self.detail,
         }
@@ -161,9 +201,14 @@ class Registry:
     """Model groups → deployments in priority order; the backends behind them."""
 
     def __init__(
-        self, config: GatewayConfig, metrics: GatewayMetrics, connect_timeout: float
+        self,
+        config: GatewayConfig,
+        metrics: GatewayMetrics,
+        connect_timeout: float,
+        probe_failures: int = 3,
     ) -> None:
         self.router = config.router
+        self._probe_failures = probe_failures
         self.backends: dict[str, Backend] = {}
         self.groups: dict[str, tuple[Deployment, ...]] = {}
         for group, specs in config.groups().items():
@@ -183,7 +228,15 @@ class Registry:
             name = spec.name
             if any(b.name == name for b in self.backends.values()):
                 name = f"{name}#{len(self.backends)}"
-            backend = Backend(name, spec.api_base, spec.api_key, self.router, metrics, timeout)
+            backend = Backend(
+                name,
+                spec.api_base,
+                spec.api_key,
+                self.router,
+                metrics,
+                timeout,
+                self._probe_failures,
+            )
             self.backends[spec.api_base] = backend
         return backend
 

@@ -33,7 +33,8 @@ def serve(config: Path | None = None, host: str | None = None, port: int | None 
         host=settings.host,
         port=settings.port,
         banner=f"http://{settings.host}:{settings.port}/v1 (config {settings.config_path()}; "
-        "GET /health/ready lists every backend)",
+        "GET /health/ready with an admin key lists every backend)",
+        keyring=app.state.keyring,  # the master key of the config counts too
     )
 
 

@@ -1,7 +1,8 @@
 """LiteLLM-format routing config (``model_list`` + ``router_settings``) read into typed objects.
 
-Only what the gateway honours is read; the rest of a LiteLLM config is
-ignored, so one file works for both. ``os.environ/NAME`` values are resolved
+Only what the gateway honours is read (``model_list``, ``router_settings``
+and ``general_settings.master_key``, an admin key); the rest of a LiteLLM
+config is ignored, so one file works for both. ``os.environ/NAME`` values are resolved
 from the environment, as LiteLLM does.
 """
 
@@ -49,6 +50,7 @@ class RouterSettings:
 class GatewayConfig:
     deployments: tuple[DeploymentSpec, ...]
     router: RouterSettings = field(default_factory=RouterSettings)
+    master_key: str | None = field(default=None, repr=False)  # general_settings: an admin key
 
     def groups(self) -> dict[str, list[DeploymentSpec]]:
         """Deployments per model group, by ascending ``order`` (then file order)."""
@@ -109,7 +111,11 @@ def parse(data: Any) -> GatewayConfig:
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad router_settings: {exc}") from exc
-    return GatewayConfig(deployments, router)
+    general = data.get("general_settings") or {}
+    if not isinstance(general, dict):
+        raise ConfigError("general_settings must be a mapping")
+    master_key = _resolve(general.get("master_key"))
+    return GatewayConfig(deployments, router, str(master_key) if master_key else None)
 
 
 def load(path: Path) -> GatewayConfig:

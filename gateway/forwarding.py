@@ -1,12 +1,16 @@
 """Send one request to a model group's backends in priority order until one answers.
 
-This is the failover loop. Refused or reset connections, 429 and 5xx answers
-move the request to the next backend at once. A backend that sends nothing
-within the first-byte timeout gets a quick liveness probe: if its ``/health``
-does not answer either, it is ejected and the request moves on (so later
-requests do not wait); if it does, it is merely slow (a long generation) and
-the request keeps waiting until the overall request timeout. Other 4xx
-answers are the client's fault and are relayed as they are.
+This is the failover loop. What each failure does (eject the backend, count
+it toward a cooldown, move on to the next backend or answer the client) is
+the table in ``gateway.failures``; this loop only applies it. A backend that
+sends nothing within the first-byte timeout gets a quick liveness probe: if
+its ``/health`` does not answer either (and its other exchanges show no
+progress), it is ejected and the request moves on; if it does, it is merely
+slow (a long generation) and the request keeps waiting until the overall
+request timeout.
+
+Client-visible errors name the model group only; backends' addresses and
+OS errors go to the log.
 """
 
 from __future__ import annotations
@@ -21,20 +25,13 @@ from typing import Any
 import orjson
 
 from gateway.backends import Backend, Deployment, Registry
+from gateway.failures import POLICY, Cooldown, Final, Kind, Then, http_kind, upstream_kind
 from gateway.metrics import GatewayMetrics
 from gateway.prober import probe
-from gateway.upstream import (
-    AbortedError,
-    FirstByteTimeoutError,
-    ReadTimeoutError,
-    Response,
-    UpstreamError,
-)
+from gateway.upstream import Response, UpstreamError
 from p2.core.errors import GatewayTimeout, ServiceUnavailable
 
 log = logging.getLogger("p2.gateway.forwarding")
-
-RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass
@@ -74,7 +71,16 @@ class _Outcome:
     def __init__(self) -> None:
         self.last_answer: Answer | None = None
         self.timed_out = False
-        self.reasons: list[str] = []
+        self.reasons: list[str] = []  # for the log only: they name hosts
+        self.seen: set[Kind] = set()
+        self.suspects: list[tuple[Backend, Kind]] = []  # deferred cooldowns
+
+    def settle(self, *, blame: bool) -> None:
+        """Deferred cooldowns: charged once another backend answered, else dropped."""
+        if blame:
+            for backend, kind in self.suspects:
+                backend.soft_fail(kind)
+        self.suspects.clear()
 
 
 class Forwarder:
@@ -159,38 +165,63 @@ class Forwarder:
                 self._flush(pending, backend.name, call.label)
                 try:
                     response = await self._send(call, deployment)
-                    if response.status in RETRYABLE:
+                    if response.status >= 400:
                         answer = await self._answer(deployment, response)
-                        reason = f"http_{response.status}"
-                        backend.soft_fail(reason)
-                        self._failover(backend, reason, pending)
+                        kind = http_kind(answer.status, answer.body)
+                        if self._failed(outcome, backend, kind, f"HTTP {answer.status}", pending):
+                            outcome.settle(blame=False)
+                            return answer
                         outcome.last_answer = answer
                         continue
-                    if response.status >= 400:
-                        return await self._answer(deployment, response)
                     result = await use(deployment, response)
-                except (FirstByteTimeoutError, AbortedError) as exc:
-                    backend.eject(str(exc))
-                    outcome.timed_out = True
-                    self._failover(backend, exc.reason, pending)
-                    continue
-                except ReadTimeoutError as exc:
-                    outcome.timed_out = True
-                    backend.soft_fail(exc.reason)
-                    self._failover(backend, exc.reason, pending)
-                    continue
                 except UpstreamError as exc:
-                    backend.eject(str(exc))
-                    self._failover(backend, exc.reason, pending)
-                    outcome.reasons.append(f"{backend.name}: {exc}")
-                    continue
+                    if not self._failed(outcome, backend, upstream_kind(exc), str(exc), pending):
+                        continue
+                    self._flush(pending, "none", call.label)
+                    outcome.settle(blame=False)
+                    return self._give_up(call, outcome)
+                except asyncio.CancelledError:  # the client went away
+                    self.metrics.backend_requests.labels(backend.name, "cancelled").inc()
+                    raise
+                outcome.settle(blame=True)
                 backend.succeed()
                 self.metrics.backend_requests.labels(backend.name, "ok").inc()
                 return result
             if outcome.last_answer is None or call.remaining() <= 0:
                 break
         self._flush(pending, "none", call.label)
+        outcome.settle(blame=False)
         return self._give_up(call, outcome)
+
+    def _failed(
+        self,
+        outcome: _Outcome,
+        backend: Backend,
+        kind: Kind,
+        detail: str,
+        pending: list[tuple[str, str]],
+    ) -> bool:
+        """Apply the failure table to one failed attempt; True: answer the client now."""
+        policy = POLICY[kind]
+        then = policy.then
+        if kind in outcome.seen and policy.again is not None:
+            then = policy.again
+            log.info("%s again on %s: the request is the cause; relayed", kind, backend.name)
+        outcome.seen.add(kind)
+        if policy.final is Final.TIMEOUT:
+            outcome.timed_out = True
+        elif policy.final is Final.UNAVAILABLE:
+            outcome.reasons.append(f"{backend.name}: {detail}")
+        if then is Then.CLIENT:
+            return True
+        if policy.eject:
+            backend.eject(detail)
+        if policy.cooldown is Cooldown.YES:
+            backend.soft_fail(kind)
+        elif policy.cooldown is Cooldown.DEFERRED:
+            outcome.suspects.append((backend, kind))
+        self._failover(backend, kind, pending)
+        return False
 
     async def _answer(self, deployment: Deployment, response: Response) -> Answer:
         body = await response.read(self.read_timeout)
@@ -206,12 +237,14 @@ class Forwarder:
         if outcome.last_answer is not None:
             return outcome.last_answer
         if outcome.timed_out or call.remaining() <= 0:
+            log.warning("no backend of model %s answered in time", call.label)
             raise GatewayTimeout(
                 f"No backend of model '{call.label}' answered in time.", code="upstream_timeout"
             )
         detail = "; ".join(outcome.reasons) or "every backend is out of rotation"
+        log.warning("no backend of model %s is available: %s", call.label, detail)
         raise ServiceUnavailable(
-            f"No backend of model '{call.label}' is available ({detail}).",
+            f"No backend of model '{call.label}' is available.",
             code="no_backend_available",
             headers={"Retry-After": "1"},
         )

@@ -10,6 +10,7 @@ owns the registry, so counters never go backwards between scrapes.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -102,21 +103,32 @@ class GatewayMetrics:
 class CountRequests:
     """Plain ASGI: ``p2_gateway_requests_total`` and the request duration, by route and status.
 
-    ``routes`` are the app's route paths (the gateway's have no parameters, so
-    the path is the route); other paths count as ``unmatched``. Label children
-    are cached per (route, status), so a request costs two dict lookups and
-    two observations, not a label resolution each.
+    ``routes`` are the app's route paths: exact ones are their own label;
+    templated ones (``/v1/rag/{path:path}``) label every path that starts with
+    their text before the first ``{`` (the longest such prefix wins). Other
+    paths count as ``unmatched``. Label children are cached per (route,
+    status), so a request costs two dict lookups and two observations, not a
+    label resolution each.
     """
 
     def __init__(
-        self, app: ASGIApp, metrics: GatewayMetrics, routes: frozenset[str], skip: frozenset[str]
+        self, app: ASGIApp, metrics: GatewayMetrics, routes: Iterable[str], skip: frozenset[str]
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes
+        routes = list(routes)
+        self.routes = frozenset(r for r in routes if "{" not in r)
+        templated = ((r.split("{", 1)[0], r) for r in routes if "{" in r)
+        self.templates = tuple(sorted(templated, key=lambda t: len(t[0]), reverse=True))
         self.skip = skip
         self._counts: dict[tuple[str, int], Any] = {}
         self._durations: dict[str, Any] = {}
+
+    def _templated(self, path: str) -> str:
+        for prefix, template in self.templates:
+            if path.startswith(prefix):
+                return template
+        return UNMATCHED
 
     def _record(self, route: str, status: int, seconds: float) -> None:
         count = self._counts.get((route, status))
@@ -145,5 +157,5 @@ class CountRequests:
         try:
             await self.app(scope, receive, record)
         finally:
-            route = path if path in self.routes else UNMATCHED
+            route = path if path in self.routes else self._templated(path)
             self._record(route, status, time.perf_counter() - started)

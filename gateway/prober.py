@@ -1,8 +1,10 @@
 """Active health checks: poll every backend's ``/health`` and keep rotation honest.
 
-``/health`` 200 puts a backend (back) in rotation; 503 (still loading), any
-other status, a refused connection or no answer within the probe timeout
-takes it out. Probes run concurrently, once per interval, in one task.
+``/health`` 200 puts a backend (back) in rotation; 503 (still loading) or any
+other status takes it out. A refused connection or no answer within the
+probe timeout takes it out unless its streams still flow (see
+``Backend.probe_failed``). Probes run concurrently, once per interval, in one
+task.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 
 import orjson
 
-from gateway.backends import Backend, BackendState, Registry
+from gateway.backends import Backend, Registry
 from gateway.upstream import UpstreamError, get
 
 log = logging.getLogger("p2.gateway.prober")
@@ -28,21 +30,22 @@ def _detail(status: int, body: bytes) -> str:
 
 
 async def probe(backend: Backend, limit: float) -> bool:
-    """Probe one backend and update its state; True if it is healthy."""
+    """Check one backend's ``/health`` and update its state.
+
+    True if it is alive: ``/health`` answered 200, or it gave no answer while
+    the backend's exchanges in flight still receive bytes (busy, not hung).
+    """
+    marks = backend.pool.marks()
     try:
         status, body = await get(backend.pool, backend.health_path, limit)
     except TimeoutError:
-        backend.eject(f"/health gave no answer within {limit:.3g}s", abort_inflight=True)
-        return False
+        return not backend.probe_failed(f"/health gave no answer within {limit:.3g}s", marks)
     except UpstreamError as exc:
-        backend.eject(f"/health failed: {exc}", abort_inflight=True)
-        return False
+        return not backend.probe_failed(f"/health failed: {exc}", marks)
     if status == 200:
         backend.recover()
         return True
-    backend.eject(_detail(status, body))
-    if status == 503:
-        backend.state = BackendState.LOADING
+    backend.unready(_detail(status, body), loading=status == 503)
     return False
 
 

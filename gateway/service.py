@@ -1,10 +1,15 @@
-"""The endpoints' logic: parse, route to a model group, forward, answer."""
+"""The endpoints' logic: parse, route to a model group, forward, answer.
+
+Answers name model groups only; backends (addresses, states, last errors)
+are shown to admin keys alone (``gateway.access.Visibility``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -12,7 +17,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway import protocol
-from gateway.backends import BackendState, Registry
+from gateway.backends import Registry
+from gateway.disconnect import CLIENT_CLOSED, ClientWatch
 from gateway.forwarding import Answer, Call, Forwarder
 from gateway.metrics import GatewayMetrics
 from gateway.streaming import StreamRelay
@@ -26,6 +32,8 @@ EMBEDDING_GROUP = "\x00embeddings"  # internal group names, never a client's mod
 RAG_GROUP = "\x00rag"  # serves every ``rag/<collection>`` model
 INTERNAL_GROUPS = frozenset({EMBEDDING_GROUP, RAG_GROUP})
 RAG_PREFIX = "rag/"
+
+T = TypeVar("T")
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -66,13 +74,15 @@ class GatewayService:
     def known_models(self) -> list[str]:
         return [g for g in self.registry.groups if g not in INTERNAL_GROUPS]
 
-    def _group(self, model: str) -> str:
-        """The group serving ``model``; ``rag/<collection>`` goes to the RAG service as is."""
-        if model.startswith(RAG_PREFIX) and RAG_GROUP in self.registry.groups:
+    def _group(self, model: str, path: str) -> str:
+        """The group serving ``model``; ``rag/<collection>`` (chat only) goes to the RAG
+        service as is."""
+        rag = RAG_GROUP in self.registry.groups and path == CHAT
+        if rag and model.startswith(RAG_PREFIX):
             return RAG_GROUP
         if model not in self.registry.groups or model in INTERNAL_GROUPS:
             known = self.known_models()
-            if RAG_GROUP in self.registry.groups:
+            if rag:
                 known.append(f"{RAG_PREFIX}<collection>")
             raise unknown_model(model, known)
         return model
@@ -85,24 +95,51 @@ class GatewayService:
         now = time.monotonic()
         return Call(group, path, body, now, now + self.request_timeout, set())
 
+    async def _await_backend(self, watch: ClientWatch, pending: Awaitable[T]) -> T | None:
+        """``pending``, or None if the client went away meanwhile (which dropped the
+        backend request)."""
+        try:
+            return await pending
+        except asyncio.CancelledError:
+            if watch.claimed():
+                return None
+            watch.stop()
+            raise
+        except BaseException:
+            watch.stop()
+            raise
+
     async def _generate(
         self, request: Request, path: str, check: Callable[[dict[str, Any]], None]
     ) -> ASGIApp | Response:
         body = await self._body(request)
-        group = self._group(protocol.require_model(body))
+        group = self._group(protocol.require_model(body), path)
         stream = protocol.require_stream_flag(body)
         check(body)
         call = self._call(group, path, body)
+        watch = ClientWatch(request.receive)
         if not stream:
-            answer = await self.forwarder.complete(call)
+            answer = await self._await_backend(watch, self.forwarder.complete(call))
+            watch.stop()
+            if answer is None:
+                return Response(status_code=CLIENT_CLOSED)
             self._count_usage(group, answer)
             return relay_answer(answer)
-        opened = await self.forwarder.open_stream(call)
+        opened = await self._await_backend(watch, self.forwarder.open_stream(call))
+        if opened is None:
+            return Response(status_code=CLIENT_CLOSED)
         if isinstance(opened, Answer):
+            watch.stop()
             return relay_answer(opened)
         deployment, response = opened
         return StreamRelay(
-            self.forwarder, self.metrics, call, deployment, response, self.stream_idle_timeout
+            self.forwarder,
+            self.metrics,
+            call,
+            deployment,
+            response,
+            self.stream_idle_timeout,
+            watch,
         )
 
     def _count_usage(self, group: str, answer: Answer) -> None:
@@ -134,37 +171,47 @@ class GatewayService:
             )
         body = await self._body(request)
         protocol.check_embedding(body)
-        answer = await self.forwarder.complete(self._call(EMBEDDING_GROUP, EMBEDDINGS, body))
+        watch = ClientWatch(request.receive)
+        call = self._call(EMBEDDING_GROUP, EMBEDDINGS, body)
+        answer = await self._await_backend(watch, self.forwarder.complete(call))
+        watch.stop()
+        if answer is None:
+            return Response(status_code=CLIENT_CLOSED)
         return relay_answer(answer)
 
-    def models(self) -> Response:
-        """The model groups, each with every backend's state (beyond OpenAI's fields)."""
+    def _backends(self, group: str) -> list[dict[str, object]]:
+        return [
+            {**d.backend.describe(), "model": d.model, "order": d.order}
+            for d in self.registry.groups[group]
+        ]
+
+    def models(self, *, admin: bool) -> Response:
+        """The model groups; admins also see every group's backends and their state."""
         return json_response(
             model_list(
-                model_card(
-                    group,
-                    self.created,
-                    backends=[
-                        {**d.backend.describe(), "model": d.model, "order": d.order}
-                        for d in self.registry.groups[group]
-                    ],
-                )
+                model_card(group, self.created, backends=self._backends(group))
+                if admin
+                else model_card(group, self.created)
                 for group in self.known_models()
             )
         )
 
-    def ready(self) -> Response:
-        """200 when every model group has a healthy backend in rotation; lists every backend."""
+    def ready(self, *, admin: bool) -> Response:
+        """200 when every model group has a healthy backend in rotation, else 503.
+
+        Everyone sees each group's status; admins also see every backend.
+        """
+        now = time.monotonic()
         groups = {
-            group: [{**d.backend.describe(), "order": d.order} for d in self.registry.groups[group]]
+            group: "ok"
+            if any(d.backend.serving(now) for d in self.registry.groups[group])
+            else "unavailable"
             for group in self.known_models()
         }
-        down = [
-            group
-            for group, backends in groups.items()
-            if not any(b["state"] is BackendState.UP and b["in_rotation"] for b in backends)
-        ]
+        down = [group for group, status in groups.items() if status != "ok"]
         payload: dict[str, Any] = {"status": "unavailable" if down else "ok", "models": groups}
+        if admin:
+            payload["backends"] = {group: self._backends(group) for group in groups}
         if down:
             payload.update(
                 error_body(

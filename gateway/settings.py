@@ -42,23 +42,29 @@ class GatewaySettings(ServiceSettings):
     # Active health checks.
     probe_interval: float = Field(0.5, gt=0, validation_alias=_env("GATEWAY_PROBE_INTERVAL"))
     probe_timeout: float = Field(0.5, gt=0, validation_alias=_env("GATEWAY_PROBE_TIMEOUT"))
+    # Failed checks in a row that eject a backend even while its streams still flow.
+    probe_failures: int = Field(3, ge=1, validation_alias=_env("GATEWAY_PROBE_FAILURES"))
 
     # Limits and security.
     max_body_bytes: int = Field(
         4 * 1024 * 1024, gt=0, validation_alias=_env("GATEWAY_MAX_BODY_BYTES")
     )
+    max_upload_bytes: int = Field(
+        512 * 1024 * 1024, gt=0, validation_alias=_env("GATEWAY_MAX_UPLOAD_BYTES")
+    )
     open_paths: str = Field(
-        "/health,/health/ready,/metrics",
+        "/health,/health/ready,/metrics,/openapi.json",
         validation_alias=_env("GATEWAY_OPEN_PATHS"),
     )
 
     embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL"))
     rag_url: str | None = Field(None, validation_alias=_env("RAG_URL"))
+    jobs_url: str | None = Field(None, validation_alias=_env("JOBS_URL"))
     http_metrics: Literal["lean", "off"] = Field(
         "lean", validation_alias=_env("GATEWAY_HTTP_METRICS")
     )
 
-    @field_validator("embedding_url", "rag_url")
+    @field_validator("embedding_url", "rag_url", "jobs_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None

@@ -9,7 +9,6 @@ when no backend can continue does the stream end with an OpenAI error event.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -26,6 +25,8 @@ from gateway.continuation import (
     continuation_body,
     progress,
 )
+from gateway.disconnect import ClientWatch
+from gateway.failures import POLICY, Cooldown, upstream_kind
 from gateway.forwarding import Answer, Call, Forwarder
 from gateway.metrics import GatewayMetrics
 from gateway.upstream import DisconnectError, Response, UpstreamError
@@ -72,6 +73,7 @@ class StreamRelay:
         deployment: Deployment,
         response: Response,
         idle_timeout: float,
+        watch: ClientWatch,
     ) -> None:
         self.forwarder = forwarder
         self.metrics = metrics
@@ -81,28 +83,26 @@ class StreamRelay:
         self.idle_timeout = idle_timeout
         self.chat = call.path == "/chat/completions"
         self.client_gone = False
+        self._watch = watch
         self._done = False
         self._state = Progress()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._watch.on_gone = self._client_left
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        watcher = asyncio.ensure_future(self._watch(receive))
         try:
             await self._relay(send)
         finally:
-            watcher.cancel()
+            self._watch.stop()
             self.response.release()
         if not self.client_gone:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _watch(self, receive: Receive) -> None:
-        """On client disconnect, drop the upstream connection so the backend stops generating."""
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self.client_gone = True
-                self.response.abort()
-                return
+    def _client_left(self) -> None:
+        """The client disconnected (or the server dropped it for not reading): drop the
+        upstream connection, so the backend stops generating and frees its slot."""
+        self.client_gone = True
+        self.response.abort()
 
     async def _relay(self, send: Send) -> None:
         sent: list[bytes] = []
@@ -116,6 +116,9 @@ class StreamRelay:
                     break  # everything the client needs was sent; only the tail broke
                 if not await self._continue(exc, sent, send):
                     return
+                if self.client_gone:  # left while the next backend was found
+                    self.response.abort()
+                    break
                 rewrite = Rewriter(self._state, self.chat)
         backend = self.deployment.backend
         backend.succeed()
@@ -156,8 +159,12 @@ class StreamRelay:
     async def _continue(self, exc: UpstreamError, sent: list[bytes], send: Send) -> bool:
         """Switch to the next backend after ``exc``; False if the stream had to end instead."""
         dead = self.deployment.backend
-        reason = f"midstream_{exc.reason}"
-        dead.eject(f"stream broke off: {exc}")
+        reason = upstream_kind(exc, midstream=True)
+        policy = POLICY[reason]
+        if policy.eject:
+            dead.eject(f"stream broke off: {exc}")
+        if policy.cooldown is Cooldown.YES:
+            dead.soft_fail(reason)
         self.metrics.backend_errors.labels(dead.name, reason).inc()
         self.metrics.backend_requests.labels(dead.name, "error").inc()
         self.response.release()

@@ -51,7 +51,8 @@ class ReadTimeoutError(UpstreamError):
 
 
 class AbortedError(UpstreamError):
-    """The gateway dropped the exchange: its backend failed a health check."""
+    """The gateway dropped the exchange: its backend failed a health check and this
+    exchange received nothing while the check ran."""
 
     reason = "ejected"
 
@@ -72,6 +73,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.error: UpstreamError | None = None
         self.waiter: asyncio.Future[bool] | None = None
+        self.reads = 0  # pieces received over the connection's life: progress, for probes
         self.reset()
 
     def reset(self) -> None:
@@ -89,6 +91,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
+        self.reads += 1
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -241,6 +244,9 @@ class Response:
         self._pool.put(self._conn)
 
 
+Marks = dict[_Connection, int]
+
+
 class Pool:
     """Keep-alive connections to one backend (``base_url`` like ``http://host:port/v1``)."""
 
@@ -349,14 +355,26 @@ class Pool:
             raise
         return Response(self, conn)
 
-    def abort_all(self, why: str) -> None:
-        """Fail every exchange in flight at once (the backend is hung or gone)."""
-        for conn in list(self._busy):
+    def marks(self) -> Marks:
+        """The exchanges in flight and how much each has received: a health check's baseline."""
+        return {conn: conn.reads for conn in self._busy}
+
+    @staticmethod
+    def flowing(marks: Marks) -> bool:
+        """Whether any exchange of ``marks`` received bytes since they were taken."""
+        return any(conn.reads != reads for conn, reads in marks.items())
+
+    def abort_stalled(self, marks: Marks, why: str) -> int:
+        """Fail the exchanges of ``marks`` still in flight that received nothing since
+        (the backend is hung or gone); exchanges that receive bytes are left alone."""
+        stalled = [c for c, reads in marks.items() if c in self._busy and c.reads == reads]
+        for conn in stalled:
+            self._busy.discard(conn)
             if conn.error is None:
                 conn.error = AbortedError(why)
             conn.close()
             conn._wake()
-        self._busy.clear()
+        return len(stalled)
 
     def close(self) -> None:
         while self._idle:

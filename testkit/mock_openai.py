@@ -225,6 +225,15 @@ class _Handler(asyncio.Protocol):
         if not chat and path != b"/v1/completions":
             self._write(_response(404, _error(404, "no such endpoint", "not_found_error")))
             return
+        limit = body.get("max_tokens", body.get("max_completion_tokens"))
+        if limit is not None and (type(limit) is not int or limit < 1):
+            self._write(
+                _response(
+                    400,
+                    _error(400, "max_tokens must be a positive integer", "invalid_request_error"),
+                )
+            )
+            return
         if body.get("stream"):
             await self._stream(chat, model, body)
         else:

@@ -150,11 +150,21 @@ def check_exposure(service: str, host: str, keyring: Keyring, allow_open: bool) 
     )
 
 
-def run_service(service: str, app: ASGIApp, *, host: str, port: int, banner: str) -> None:
+def run_service(
+    service: str,
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    banner: str,
+    keyring: Keyring | None = None,
+) -> None:
     """The ``serve`` command of every service: refuse an open exposed port, say one banner
-    line (and one warning when open), then serve until stopped."""
+    line (and one warning when open), then serve until stopped. ``keyring``: the keys the
+    app really checks, when more than ``KeySettings`` gives (the gateway's master key)."""
     core = CoreSettings()
-    warning = check_exposure(service, host, KeySettings().keyring(), core.allow_open)
+    keys = keyring if keyring is not None else KeySettings().keyring()
+    warning = check_exposure(service, host, keys, core.allow_open)
     print(f"P2 {service}: {banner}", flush=True)
     if warning:
         print(f"P2 {service}: warning: {warning}", flush=True)

@@ -126,6 +126,8 @@ def default_stack(core: CoreSettings, settings: StackSettings | None = None) -> 
     key = service_key(core.home, settings)
     if key is not None:
         child_env["P2_SERVICE_KEY"] = key
+    if settings.admin_keys:
+        child_env["P2_ADMIN_KEYS"] = settings.admin_keys
     p2 = (sys.executable, "-m", "p2", "serve")
 
     def spec(

@@ -19,7 +19,10 @@ from testkit.mock_openai import MockConfig, ThreadedMock
 from testkit.threadserver import ThreadServer
 
 KEY = "sk-test-gateway-key"
-KEY_FIELDS = ("api_keys", "api_keys_file", "admin_keys", "admin_keys_file")
+ADMIN_KEY = "sk-test-gateway-admin"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+KEY_FIELDS = ("api_keys", "api_keys_file", "admin_keys", "admin_keys_file", "service_key")
 
 
 def make_config(groups: dict[str, list[tuple[str, str]]], **router: Any) -> GatewayConfig:
@@ -47,10 +50,13 @@ class RunningGateway:
 
 
 @contextmanager
-def running_gateway(config: GatewayConfig, **overrides: Any) -> Iterator[RunningGateway]:
+def running_gateway(
+    config: GatewayConfig, uvicorn_options: dict[str, Any] | None = None, **overrides: Any
+) -> Iterator[RunningGateway]:
     """The gateway on ``config``; ``overrides`` are GatewaySettings and KeySettings fields."""
     values: dict[str, Any] = {
         "api_keys": KEY,
+        "admin_keys": ADMIN_KEY,
         "probe_interval": 0.2,
         "probe_timeout": 0.2,
         "first_byte_timeout": 0.5,
@@ -59,8 +65,13 @@ def running_gateway(config: GatewayConfig, **overrides: Any) -> Iterator[Running
     }
     values.update(overrides)
     keys = KeySettings.build(**{name: values.pop(name) for name in KEY_FIELDS if name in values})
-    app = create_app(GatewaySettings.build(**values), config, keyring=keys.keyring())
-    options = {"http": "httptools", "loop": "uvloop", "timeout_graceful_shutdown": 1}
+    app = create_app(GatewaySettings.build(**values), config, keys=keys)
+    options: dict[str, Any] = {
+        "http": "httptools",
+        "loop": "uvloop",
+        "timeout_graceful_shutdown": 1,
+    }
+    options.update(uvicorn_options or {})
     with ThreadServer(app, **options) as server:
         yield RunningGateway(server.url, app)
 

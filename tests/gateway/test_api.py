@@ -8,9 +8,15 @@ import pytest
 
 from testkit.mock_openai import MockConfig, ThreadedMock
 from testkit.openai_errors import assert_openai_error
-from tests.gateway.conftest import KEY, RunningGateway, make_config, running_gateway
+from tests.gateway.conftest import (
+    ADMIN,
+    AUTH,
+    KEY,
+    RunningGateway,
+    make_config,
+    running_gateway,
+)
 
-AUTH = {"Authorization": f"Bearer {KEY}"}
 EXPECTED = "tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 "
 
 
@@ -45,13 +51,20 @@ def test_sdk_completions_stream_and_not(gateway: RunningGateway) -> None:
     assert "".join(c.choices[0].text for c in stream) == EXPECTED
 
 
-def test_sdk_models_lists_groups_with_backend_health(gateway: RunningGateway) -> None:
+def test_sdk_models_lists_groups_ids_only_for_users(gateway: RunningGateway) -> None:
     models = client(gateway).models.list()
     assert [m.id for m in models.data] == ["chat", "code"]
     raw = httpx.get(f"{gateway.base}/models", headers=AUTH).json()
+    assert all(set(card) == {"id", "object", "created", "owned_by"} for card in raw["data"])
+    assert "127.0.0.1" not in str(raw)
+
+
+def test_models_show_backends_to_admin_keys(gateway: RunningGateway) -> None:
+    raw = httpx.get(f"{gateway.base}/models", headers=ADMIN).json()
     backends = raw["data"][0]["backends"]
     assert [b["order"] for b in backends] == [1, 2]
     assert all(b["state"] == "up" for b in backends)
+    assert all(b["api_base"].startswith("http://127.0.0.1:") for b in backends)
 
 
 def test_sdk_embeddings_forwarded_when_configured(config, mocks) -> None:  # type: ignore[no-untyped-def]
@@ -95,7 +108,7 @@ def test_health_and_metrics_open_without_key(gateway: RunningGateway) -> None:
     assert httpx.get(f"{gateway.url}/health").json() == {"status": "ok"}
     ready = httpx.get(f"{gateway.url}/health/ready")
     assert ready.status_code == 200
-    assert {b["state"] for b in ready.json()["models"]["chat"]} == {"up"}
+    assert ready.json() == {"status": "ok", "models": {"chat": "ok", "code": "ok"}}
     metrics = httpx.get(f"{gateway.url}/metrics")
     assert metrics.status_code == 200
     assert "p2_gateway_backend_up{" in metrics.text
@@ -119,7 +132,7 @@ def test_admin_keys_are_accepted_too(config) -> None:  # type: ignore[no-untyped
 
 
 def test_no_keys_configured_means_open(config) -> None:  # type: ignore[no-untyped-def]
-    with running_gateway(config, api_keys="") as gw:
+    with running_gateway(config, api_keys="", admin_keys="") as gw:
         response = httpx.get(f"{gw.base}/models")
         assert response.status_code == 200
 
@@ -215,3 +228,57 @@ def test_embedding_service_down_is_a_clean_503(config) -> None:  # type: ignore[
         )
     error = assert_openai_error(response, 503, code="no_backend_available", contains="'embeddings'")
     assert "\x00" not in error["message"]
+    assert "127.0.0.1" not in error["message"] and "connect" not in error["message"]
+
+
+def test_the_litellm_master_key_is_an_admin_key(
+    mocks: tuple[ThreadedMock, ThreadedMock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.config import parse
+    from p2.core import litellm_config
+
+    primary, _ = mocks
+    monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-master")
+    data = litellm_config.config([litellm_config.deployment("chat", primary.url, "chat")], {})
+    data["general_settings"] = {"master_key": "os.environ/LITELLM_MASTER_KEY"}
+    with running_gateway(parse(data)) as gw:
+        master = {"Authorization": "Bearer sk-master"}
+        models = httpx.get(f"{gw.base}/models", headers=master).json()
+        ready = httpx.get(f"{gw.url}/health/ready", headers=master).json()
+        user_ready = httpx.get(f"{gw.url}/health/ready", headers=AUTH).json()
+    assert models["data"][0]["backends"][0]["api_base"] == primary.url
+    assert ready["backends"]["chat"][0]["state"] == "up"
+    assert "backends" not in user_ready
+
+
+def test_ready_shows_status_only_without_an_admin_key(config, mocks) -> None:  # type: ignore[no-untyped-def]
+    primary, secondary = mocks
+    primary.stop()
+    secondary.stop()
+    with running_gateway(config) as gw:
+        response = httpx.get(f"{gw.url}/health/ready", headers=AUTH)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["models"] == {"chat": "unavailable", "code": "unavailable"}
+    assert "backends" not in body
+    assert "127.0.0.1" not in response.text and "Errno" not in response.text
+
+
+def test_p2_services_are_called_with_the_service_key(config: object) -> None:
+    from tests.gateway.upstreams import ScriptedBackend, serve
+
+    embedder = ScriptedBackend()
+    server = serve(embedder)
+    try:
+        with running_gateway(
+            config,  # type: ignore[arg-type]
+            embedding_url=embedder.url,
+            service_key="sk-p2-service",
+        ) as gw:
+            response = httpx.post(
+                f"{gw.base}/embeddings", headers=AUTH, json={"model": "e", "input": "a"}
+            )
+    finally:
+        server.stop()
+    assert response.status_code == 200
+    assert embedder.authorization == b"Bearer sk-p2-service"

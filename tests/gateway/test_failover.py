@@ -14,9 +14,8 @@ from gateway.config import GatewayConfig
 from p2.core.process import free_port
 from testkit.mock_openai import ThreadedMock
 from testkit.openai_errors import assert_openai_error
-from tests.gateway.conftest import KEY, RunningGateway, make_config, running_gateway
+from tests.gateway.conftest import ADMIN, AUTH, KEY, RunningGateway, make_config, running_gateway
 
-AUTH = {"Authorization": f"Bearer {KEY}"}
 EXPECTED = "tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 "
 Mocks = tuple[ThreadedMock, ThreadedMock]
 
@@ -54,6 +53,13 @@ def metric(gateway: RunningGateway, name: str) -> float:
         if line.startswith(name):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def backend(gateway: RunningGateway, group: str = "chat", index: int = 0) -> dict[str, object]:
+    """One backend of a group as an admin sees it in ``/health/ready``."""
+    ready = httpx.get(f"{gateway.url}/health/ready", headers=ADMIN).json()
+    entry: dict[str, object] = ready["backends"][group][index]
+    return entry
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -96,8 +102,7 @@ def test_hung_primary_is_ejected_after_first_byte_timeout(
     primary, secondary = mocks
     primary.config.mode = "hang"
     assert chat(gateway) == EXPECTED  # waits one first-byte timeout, then the secondary
-    ready = httpx.get(f"{gateway.url}/health/ready").json()
-    assert ready["models"]["chat"][0]["in_rotation"] is False
+    assert backend(gateway)["in_rotation"] is False
     for _ in range(5):  # later requests go straight to the secondary
         assert chat(gateway) == EXPECTED
     assert served(secondary) == 6
@@ -137,9 +142,7 @@ def test_recovered_primary_back_within_a_probe_interval(
     assert chat(gateway) == EXPECTED
     assert served(secondary) == 1
     primary.restart()
-    wait_for(
-        lambda: httpx.get(f"{gateway.url}/health/ready").json()["models"]["chat"][0]["in_rotation"]
-    )
+    wait_for(lambda: backend(gateway)["in_rotation"] is True)
     assert chat(gateway) == EXPECTED
     assert served(primary) == 1
 
@@ -147,12 +150,7 @@ def test_recovered_primary_back_within_a_probe_interval(
 def test_loading_primary_stays_out_of_rotation(gateway: RunningGateway, mocks: Mocks) -> None:
     primary, secondary = mocks
     primary.config.mode = "loading"
-    wait_for(
-        lambda: (
-            httpx.get(f"{gateway.url}/health/ready").json()["models"]["chat"][0]["state"]
-            == "loading"
-        )
-    )
+    wait_for(lambda: backend(gateway)["state"] == "loading")
     for _ in range(3):
         assert chat(gateway) == EXPECTED
     assert served(primary) == 0 and served(secondary) == 3
@@ -335,5 +333,4 @@ def test_backend_erroring_repeatedly_cools_down(gateway: RunningGateway, mocks: 
     for _ in range(3):
         assert chat(gateway) == EXPECTED
     assert served(primary) == 4 and served(secondary) == 7
-    state = httpx.get(f"{gateway.url}/health/ready").json()["models"]["chat"][0]["state"]
-    assert state == "cooldown"
+    assert backend(gateway)["state"] == "cooldown"

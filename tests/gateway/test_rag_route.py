@@ -26,7 +26,7 @@ def test_rag_models_are_forwarded_to_the_rag_service(config: GatewayConfig) -> N
             assert reply.choices[0].message.content
             assert chunks and all(c.model == "rag/handbook" for c in chunks)
             assert rag.config.counts["/v1/chat/completions"] == 2
-            ready = gw.app.state.service.ready()
+            ready = gw.app.state.service.ready(admin=True)
             assert ready.status_code == 200  # RAG is not a model group of its own
     finally:
         rag.close()
@@ -40,3 +40,15 @@ def test_rag_models_are_unknown_without_a_rag_service(config: GatewayConfig) -> 
                 model="rag/handbook", messages=[{"role": "user", "content": "q"}]
             )
     assert "Known models: chat, code" in str(err.value)
+
+
+def test_rag_models_are_chat_only(config: GatewayConfig) -> None:
+    rag = ThreadedMock(MockConfig()).start()
+    try:
+        with running_gateway(config, rag_url=f"http://127.0.0.1:{rag.port}") as gw:
+            client = openai.OpenAI(base_url=gw.base, api_key=KEY, max_retries=0, timeout=20)
+            with pytest.raises(openai.NotFoundError):
+                client.completions.create(model="rag/handbook", prompt="q")
+        assert rag.config.counts["/v1/completions"] == 0
+    finally:
+        rag.close()

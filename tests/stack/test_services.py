@@ -82,3 +82,16 @@ def test_without_keys_nothing_is_keyed(tmp_path: Path) -> None:
     specs = _stack(CoreSettings(home=tmp_path), {})
     assert all("P2_SERVICE_KEY" not in s.env for s in specs)
     assert not (tmp_path / "run" / "service.key").exists()
+
+
+def test_the_master_key_of_an_operators_config_is_an_admin_key_everywhere(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "litellm.yaml"
+    config.write_text(
+        "model_list: []\ngeneral_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n"
+    )
+    env = {"GATEWAY_CONFIG": str(config), "LITELLM_MASTER_KEY": "sk-master"}
+    specs = _stack(CoreSettings(home=tmp_path), env)
+    assert {s.env["P2_ADMIN_KEYS"] for s in specs} == {"sk-master"}
+    assert all("P2_SERVICE_KEY" in s.env for s in specs)  # a master key alone locks the ports
