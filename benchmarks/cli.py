@@ -99,3 +99,14 @@ def bench_jobs(
     from benchmarks.jobs import run
 
     run(repeat=repeat, jobs=jobs, job_seconds=job_seconds)
+
+
+@app.command("fuzz")
+def bench_fuzz(
+    max_examples: Annotated[int, typer.Option(help="Generated cases per API operation.")] = 200,
+    seed: Annotated[int, typer.Option(help="Schemathesis seed (a run is reproducible).")] = 1,
+) -> None:
+    """Schemathesis against every service's OpenAPI on a real stack: 5xx and schema breaks."""
+    from benchmarks.fuzz import run
+
+    run(max_examples=max_examples, seed=seed)
