@@ -42,7 +42,14 @@ PORTS["inference-code"] = 8004
 PORTS["jobs"] = 8005
 JOB_WORKERS = ("worker-gpu0",)
 # The secrets .env must give (compose refuses to start without them).
-SECRETS = {"P2_API_KEY": "k-test", "POSTGRES_PASSWORD": "pg-test", "REDIS_PASSWORD": "r-test"}
+SECRETS = {
+    "P2_API_KEY": "k-test",
+    "P2_ADMIN_KEY": "a-test",
+    "P2_SERVICE_KEY": "s-test",
+    "FLOWER_PASSWORD": "f-test",
+    "POSTGRES_PASSWORD": "pg-test",
+    "REDIS_PASSWORD": "r-test",
+}
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}; $$ is compose's escaped $.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
@@ -190,7 +197,14 @@ def test_docker_compose_renders_the_stack_from_env_example(tmp_path: Path) -> No
     assert rendered["gateway"]["environment"]["JOBS_URL"] == "http://jobs:8005"
     gateway_env = rendered["gateway"]["environment"]
     assert gateway_env["P2_API_KEYS"].split(",")[0] == "k-test"
-    assert rendered["rag"]["environment"]["RAG_GATEWAY_API_KEY"] == "k-test"
+    for name in ("gateway", "rag", "embedding", "jobs"):  # every P2 port checks the same keys
+        env = rendered[name]["environment"]
+        assert env["P2_ADMIN_KEYS"].split(",")[0] == "a-test", name
+        assert env["P2_SERVICE_KEY"] == "s-test", name
+    for name in ("inference-chat", "inference-code"):  # llama-server takes the service key
+        command = rendered[name]["command"]
+        assert command[command.index("--api-key") + 1] == "s-test", name
+    assert "RAG_GATEWAY_API_KEY" not in rendered["rag"]["environment"]
     assert rendered["rag"]["environment"]["QDRANT_URL"] == "http://qdrant:6333"
     assert "/models/gemma-3-270m-q4_k_m.gguf" in rendered["inference-chat"]["command"]
     for name, port in PORTS.items():
