@@ -15,7 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from benchmarks.stack import ADMIN_KEY, running_stack
+from testkit.stack import ADMIN_KEY, running_stack
 from testkit.fuzzing import FuzzReport, fuzz
 
 SERVICES = ("gateway", "chat", "code", "embedding", "rag", "jobs")
