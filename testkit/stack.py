@@ -1,4 +1,5 @@
-"""A whole P2 stack for a benchmark or an end-to-end test: ``p2 up --detach`` in a private P2_HOME on free ports.
+"""A whole P2 stack for a benchmark or an end-to-end test: ``p2 up --detach`` in a
+private P2_HOME on free ports.
 
 The inference servers run a tiny random-weight GGUF (real llama.cpp, fast); embedding,
 RAG, the gateway, Redis, the job API and a CPU worker are the real services. Keys are
