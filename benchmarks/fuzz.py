@@ -15,8 +15,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from testkit.stack import ADMIN_KEY, running_stack
 from testkit.fuzzing import FuzzReport, fuzz
+from testkit.stack import ADMIN_KEY, running_stack
 
 SERVICES = ("gateway", "chat", "code", "embedding", "rag", "jobs")
 
