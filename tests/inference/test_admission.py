@@ -14,8 +14,9 @@ async def test_waiters_are_served_in_arrival_order() -> None:
     await gate.acquire()
 
     async def worker(n: int) -> None:
-        async with gate.slot():
-            order.append(n)
+        await gate.acquire()
+        order.append(n)
+        gate.release()
 
     tasks = [asyncio.create_task(worker(n)) for n in range(4)]
     await asyncio.sleep(0)
@@ -51,3 +52,15 @@ async def test_cancelled_waiter_leaves_the_queue_and_loses_no_slot() -> None:
     gate.release()
     assert gate.in_use == 0
     await asyncio.wait_for(gate.acquire(), 1)  # the slot came back
+
+
+async def test_a_request_for_n_choices_waits_for_n_slots_in_turn() -> None:
+    gate = Admission(slots=4, max_queue=4)
+    await gate.acquire(3)
+    wide = asyncio.create_task(gate.acquire(2))  # needs 2, only 1 free: waits
+    narrow = asyncio.create_task(gate.acquire(1))  # behind it, although 1 is free
+    await asyncio.sleep(0)
+    assert not wide.done() and not narrow.done()
+    gate.release(3)
+    await asyncio.gather(wide, narrow)
+    assert gate.in_use == 2

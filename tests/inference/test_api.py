@@ -85,10 +85,35 @@ def test_models_lists_the_role(tiny_server: RunningServer) -> None:
         ({**CHAT, "temperature": "hot"}, 400, "temperature"),
         ({**CHAT, "max_tokens": -1}, 400, "max_tokens"),
         ({**CHAT, "messages": [{"role": "wizard", "content": "x"}]}, 400, None),
-        ({**CHAT, "n": 3}, 400, "n"),
+        ({**CHAT, "n": 9}, 400, "n"),
         ({**CHAT, "model": "gpt-4"}, 404, "model"),
+        ({**CHAT, "model": "ft:chat:demo:no-such-adapter"}, 404, "model"),
         ({**CHAT, "max_tokens": 100_000}, 400, "max_tokens"),
-        ({**CHAT, "messages": [{"role": "user", "content": "the " * 2000}]}, 400, "messages"),
+        ({**CHAT, "messages": [{"role": "user", "content": "the " * 3000}]}, 400, "messages"),
+        ({**CHAT, "frobnicate": True}, 400, "frobnicate"),
+        ({**CHAT, "functions": [{"name": "f"}]}, 400, "functions"),
+        ({**CHAT, "top_logprobs": 3}, 400, "top_logprobs"),
+        ({**CHAT, "logit_bias": {"999999": 5}}, 400, "logit_bias"),
+        (
+            {
+                **CHAT,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": "nonsense"}},
+                },
+            },
+            400,
+            "response_format",
+        ),
+        (
+            {
+                **CHAT,
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+                "tool_choice": {"type": "function", "function": {"name": "g"}},
+            },
+            400,
+            "tool_choice",
+        ),
     ],
     ids=[
         "no-messages",
@@ -96,10 +121,17 @@ def test_models_lists_the_role(tiny_server: RunningServer) -> None:
         "wrong-type",
         "negative-max-tokens",
         "bad-role",
-        "n>1",
+        "n-beyond-slots",
         "unknown-model",
+        "unknown-adapter",
         "max-tokens-beyond-context",
         "prompt-beyond-context",
+        "unknown-field",
+        "refused-field",
+        "top-logprobs-alone",
+        "logit-bias-outside-vocab",
+        "bad-schema",
+        "unknown-named-tool",
     ],
 )
 def test_bad_chat_input_gets_openai_4xx(
@@ -112,6 +144,8 @@ def test_bad_chat_input_gets_openai_4xx(
     assert_openai_error(streamed, status)  # streaming must not hide the error behind a 200
     if param is not None:
         assert str(error["param"]).startswith(param)
+        if status == 400 and not param.startswith(("messages", "max_tokens")):
+            assert param in error["message"] or error["param"] == param
 
 
 def test_invalid_json_is_400(tiny_server: RunningServer) -> None:
@@ -126,8 +160,15 @@ def test_invalid_json_is_400(tiny_server: RunningServer) -> None:
 
 def test_long_completion_prompt_is_400(tiny_server: RunningServer) -> None:
     with tiny_server.client(timeout=10) as client:
-        response = client.post("/v1/completions", json={"prompt": "the " * 2000})
+        response = client.post("/v1/completions", json={"prompt": "the " * 3000})
     assert_openai_error(response, 400, code="context_length_exceeded", param="prompt")
+
+
+def test_token_ids_outside_the_vocabulary_are_400(tiny_server: RunningServer) -> None:
+    with tiny_server.client(timeout=10) as client:
+        for prompt in ([1, 5, 10**6], [-3]):
+            response = client.post("/v1/completions", json={"prompt": prompt, "max_tokens": 2})
+            assert_openai_error(response, 400, param="prompt", contains="vocabulary")
 
 
 def _metric(text: str, name: str) -> float:

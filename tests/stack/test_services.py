@@ -52,7 +52,7 @@ def test_rag_prompts_a_base_model_with_a_completion_prompt(tmp_path: Path) -> No
     def style(env: dict[str, str]) -> str:
         return {s.name: s for s in _stack(core, env)}["rag"].env["RAG_PROMPT_STYLE"]
 
-    assert style({}) == "completion"  # the default Gemma 3 270M is a base model
+    assert style({}) == "chat"  # the default SmolLM2-135M-Instruct has a chat template
     base = _gguf_metadata(tmp_path / "base.gguf", template=None)
     instruct = _gguf_metadata(tmp_path / "it.gguf", template="{{ messages }}")
     assert style({"CHAT_MODEL_PATH": str(base)}) == "completion"
