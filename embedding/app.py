@@ -41,8 +41,8 @@ def create_app(
     keyring = keyring if keyring is not None else KeySettings().keyring()
     readiness = Readiness("embedding model")
     metrics = EmbeddingMetrics()
-    service = EmbeddingService(settings, readiness, metrics)
     cache_root = settings.cache_dir or core.models_dir / "embedding"
+    service = EmbeddingService(settings, readiness, metrics, cache_root)
 
     def load() -> None:
         started = time.perf_counter()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import partial
+from pathlib import Path
 
 from fastapi.responses import Response
 
 from embedding.encoders.base import EncoderError
+from embedding.extra_models import ExtraModels, Served
 from embedding.metrics import EmbeddingMetrics
 from embedding.micro_batcher import BatcherClosed, MicroBatcher
 from embedding.protocol import EmbeddingRequest, check_dimensions, input_texts, render
@@ -19,6 +21,7 @@ from p2.core.errors import APIError, BadRequest, ServiceUnavailable
 from p2.core.health import Readiness
 from p2.core.openai import (
     RETRY_SOON,
+    ModelNotFound,
     QueueFull,
     busy,
     model_card,
@@ -32,62 +35,92 @@ _INLINE_TOKENIZE_CHARS = 4096
 
 
 class EmbeddingService:
-    """The loaded model behind ``/v1/embeddings`` and ``/v1/models``; ready once ``attach``-ed."""
+    """The loaded model behind ``/v1/embeddings`` and ``/v1/models``, ready once ``attach``-ed;
+    with ``cache_root``, fine-tuned models published there are served too, on demand."""
 
     def __init__(
-        self, settings: EmbeddingSettings, readiness: Readiness, metrics: EmbeddingMetrics
+        self,
+        settings: EmbeddingSettings,
+        readiness: Readiness,
+        metrics: EmbeddingMetrics,
+        cache_root: Path | None = None,
     ) -> None:
         self.settings = settings
         self.readiness = readiness
         self.metrics = metrics
         self.created = int(time.time())
-        self._runtime: Runtime | None = None
-        self._batcher: MicroBatcher | None = None
-        metrics.watch_queue(lambda: self._batcher.depth if self._batcher else 0)
+        self._base: Served | None = None
+        self.extra = ExtraModels(settings, cache_root, self._serve) if cache_root else None
+        metrics.watch_queue(lambda: sum(s.batcher.depth for s in self._all()))
 
-    def attach(self, runtime: Runtime) -> None:
-        """Called once the model is loaded; the service is ready after this."""
-        self._batcher = MicroBatcher(
+    def _serve(self, runtime: Runtime) -> Served:
+        batcher = MicroBatcher(
             [partial(runtime.embed_tokens, worker=i) for i in range(len(runtime.encoders))],
             max_batch=self.settings.max_batch,
             wait_seconds=self.settings.batch_wait_ms / 1000,
             max_queue=self.settings.max_queue,
             metrics=self.metrics,
         )
-        self._runtime = runtime
         self.metrics.info.labels(runtime.model.id, runtime.backend).set(1)
+        return Served(runtime, batcher)
+
+    def _all(self) -> list[Served]:
+        extra = self.extra.served if self.extra is not None else []
+        return [*([self._base] if self._base is not None else []), *extra]
+
+    def attach(self, runtime: Runtime) -> None:
+        """Called once the model is loaded; the service is ready after this."""
+        self._base = self._serve(runtime)
         self.readiness.set_ready()
 
     @property
-    def runtime(self) -> Runtime:
-        if self._runtime is None or self._batcher is None or not self.readiness.ready:
+    def base(self) -> Served:
+        if self._base is None or not self.readiness.ready:
             raise not_ready(self.readiness.detail)
-        return self._runtime
+        return self._base
 
     async def aclose(self) -> None:
-        if self._batcher is not None:
-            await self._batcher.aclose()
+        for served in self._all():
+            await served.batcher.aclose()
+
+    def _names(self) -> list[str]:
+        base = list(self._base.runtime.model.names) if self._base else []
+        return base + (self.extra.available() if self.extra is not None else [])
 
     def list_models(self) -> dict[str, object]:
-        names = self._runtime.model.names if self._runtime else ()
-        return model_list(self.describe(name) for name in names)
+        return model_list(model_card(name, self.created) for name in self._names())
 
     def describe(self, name: str) -> dict[str, object]:
-        runtime = self.runtime
-        if name not in runtime.model.names:
-            raise unknown_model(name, runtime.model.names)
+        base = self.base.runtime.model.names
+        if name not in base and (self.extra is None or not self.extra.exists(name)):
+            raise unknown_model(name, self._names())
         return model_card(name, self.created)
 
+    async def _served(self, name: str | None) -> Served:
+        base = self.base
+        if name is None or name in base.runtime.model.names:
+            return base
+        served = await self._extra(name)
+        if served is None:
+            raise unknown_model(name, self._names())
+        return served
+
+    async def _extra(self, name: str) -> Served | None:
+        if self.extra is None:
+            return None
+        try:
+            return await self.extra.get(name)
+        except (ModelNotFound, EncoderError, OSError, ValueError, RuntimeError) as exc:
+            raise APIError(f"The model '{name}' could not be loaded: {exc}") from None
+
     async def embed(self, body: EmbeddingRequest) -> Response:
-        runtime = self.runtime
-        if body.model is not None and body.model not in runtime.model.names:
-            raise unknown_model(body.model, runtime.model.names)
+        served = await self._served(body.model)
+        runtime = served.runtime
         check_dimensions(body.dimensions, runtime.encoder.dimension)
         texts = input_texts(body.input, self.settings.max_inputs, self.settings.max_input_chars)
         tokens = await self._tokenize(runtime, texts)
         try:
-            assert self._batcher is not None  # set with the runtime
-            vectors = await self._batcher.embed(tokens)
+            vectors = await served.batcher.embed(tokens)
         except QueueFull:
             self.metrics.rejected.inc()
             raise busy("embedding queue") from None

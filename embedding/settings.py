@@ -50,3 +50,4 @@ class EmbeddingSettings(ServiceSettings):
     truncate: bool = True
     max_queue: int = Field(default=8192, ge=1)
     cache_dir: Path | None = None  # None: $P2_HOME/models/embedding
+    max_extra_models: int = Field(default=2, ge=1)  # fine-tuned models loaded at once

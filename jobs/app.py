@@ -19,6 +19,11 @@ from jobs.db import SchemaError, connect, create_schema
 from jobs.file_routes import build_file_router
 from jobs.files import FileStore
 from jobs.fleet import FRESH, Fleet
+from jobs.ft_models import FineTunedModels
+from jobs.ft_routes import MODEL_RULES, build_fine_tuning_router
+from jobs.ft_service import FineTuningService
+from jobs.ft_validator import Validator
+from jobs.journal import JobJournal
 from jobs.metrics import JobsMetrics, Snapshot
 from jobs.notify import Announcer, Waiters
 from jobs.queue import SEND_ERRORS, Dispatcher, celery_app
@@ -68,6 +73,9 @@ def create_app(
         metrics=metrics,
         readiness=readiness,
     )
+    journal = JobJournal(engine)
+    validator = Validator(store, files, journal, dispatcher, announcer)
+    fine_tuning = FineTuningService(service, journal, validator, FineTunedModels(store, engine))
     stopping = threading.Event()
 
     def snapshot() -> Snapshot:
@@ -98,12 +106,14 @@ def create_app(
                 stopping.wait(DB_RETRY)
         files.root.mkdir(parents=True, exist_ok=True)
         sweeper.start()
+        validator.start()
         readiness.set_ready()
         log.info("job API ready: models %s", ", ".join(registry.models()) or "none")
 
     async def close() -> None:
         stopping.set()
         sweeper.stop()
+        validator.stop()
         waiters.stop()
         announcer.close()
         dispatcher.close()
@@ -114,6 +124,7 @@ def create_app(
         routers=[
             build_router(service),
             build_file_router(files, readiness, settings.max_upload_bytes),
+            build_fine_tuning_router(fine_tuning),
         ],
         registry=metrics.registry,
         requests=metrics.requests,
@@ -121,7 +132,7 @@ def create_app(
         load=load,
         close=close,
         keyring=keyring if keyring is not None else KeySettings().keyring(),
-        policy=AccessPolicy(PROBES),
+        policy=AccessPolicy((*PROBES, *MODEL_RULES)),
     )
     app.state.service = service
     return app

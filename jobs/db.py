@@ -85,6 +85,45 @@ events = sa.Table(
 )
 sa.Index("ix_events_job", events.c.job_id, events.c.id)
 
+# What a job reports besides its state changes (a fine-tuning job's messages and metrics):
+# GET /v1/fine_tuning/jobs/{id}/events shows these with the state changes.
+log = sa.Table(
+    "job_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),  # info | warn | error
+    sa.Column("kind", sa.String(16), nullable=False),  # message | metrics
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data", sa.JSON),
+)
+sa.Index("ix_log_job", log.c.job_id, log.c.id)
+
+# A job's resumable checkpoints: a re-run after a lost worker starts from the newest one.
+checkpoints = sa.Table(
+    "job_checkpoints",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("path", sa.Text),  # its folder; None once pruned (the metrics stay)
+    sa.UniqueConstraint("job_id", "step", name="uq_checkpoints_step"),
+)
+sa.Index("ix_checkpoints_job", checkpoints.c.job_id, checkpoints.c.step)
+
+# Fine-tuned models an admin deleted (the job that made one stays, as OpenAI keeps it).
+deleted_models = sa.Table(
+    "deleted_models",
+    metadata,
+    sa.Column("model", sa.String(256), primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("deleted_at", sa.Float, nullable=False),
+)
+
 workers = sa.Table(
     "workers",
     metadata,

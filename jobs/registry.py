@@ -24,6 +24,12 @@ The contract a model keeps (``jobs/segmentation/`` and ``jobs/testmodels.py`` fo
         def postprocess(self, output):     # -> Result(data=JSON-able dict, artifacts=(Artifact(
             ...                            #    "mask-0.png", png_bytes, "image/png"),))
 
+A model that needs to know which job it runs (to record checkpoints and
+messages in the job's journal, or to resume after a lost worker) overrides
+``attach(job)``, called with a ``RunningJob`` before ``preprocess``. A model
+with ``direct = False`` is submitted through its own API (fine-tuning), not
+``POST /v1/jobs``.
+
 A failure the user caused raises ``InvalidInput`` (the job fails with code
 ``invalid_input``); any other expected failure raises ``ModelError`` with a
 code. Anything else fails the job as ``internal_error``. Importing
@@ -38,6 +44,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+
+from jobs.journal import BoundJournal
 
 Progress = Callable[[float], None]
 """Report a fraction done (0..1); every call is also the worker's heartbeat."""
@@ -91,11 +99,28 @@ class Result:
     artifacts: tuple[Artifact, ...] = ()
 
 
+@dataclass(frozen=True)
+class RunningJob:
+    """The job a model is about to run, given to ``JobModel.attach``."""
+
+    id: str
+    owner: str
+    attempt: int  # 1 on the first start; more after a lost worker
+    home: Path  # the worker's P2_HOME
+    artifacts: Path  # the artifact directory (JOBS_ARTIFACT_DIR), shared with the API
+    journal: BoundJournal  # the job's log and checkpoints
+
+
 class JobModel(ABC):
     """Base of every model a worker runs; see the module docstring for the contract."""
 
     task: ClassVar[str]
     name: ClassVar[str] = ""
+    direct: ClassVar[bool] = True  # False: not submitted with POST /v1/jobs
+
+    def attach(self, job: RunningJob) -> None:
+        """Called before ``preprocess`` with the job about to run; the default ignores it."""
+        return None
 
     @classmethod
     def validate(cls, input: Mapping[str, Any], config: Mapping[str, Any]) -> None:
@@ -170,7 +195,7 @@ def _names(names: Iterable[str]) -> str:
 registry = Registry()
 register = registry.register
 
-MODEL_PACKAGES = ("jobs.segmentation",)
+MODEL_PACKAGES = ("jobs.segmentation", "jobs.finetune")
 TEST_MODELS = "jobs.testmodels"
 
 

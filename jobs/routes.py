@@ -30,7 +30,7 @@ def _status(value: str | None) -> Status | None:
         ) from None
 
 
-def _key(request: Request) -> str | None:
+def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= MAX_KEY:
         raise BadRequest(
@@ -47,7 +47,7 @@ def build_router(service: JobService) -> APIRouter:
     @router.post("/v1/jobs")
     async def submit(request: Request) -> JSONResponse:
         body = parse(JobRequest, await read_body(request, body_limit))
-        job, created = await service.submit(who(request), body, _key(request))
+        job, created = await service.submit(who(request), body, idempotency_key(request))
         return JSONResponse(job, status_code=201 if created else 200)
 
     @router.get("/v1/jobs")
@@ -87,7 +87,7 @@ def build_router(service: JobService) -> APIRouter:
         """Run a segmentation job and answer with its result if it finishes in time."""
         body = parse(SegmentationRequest, await read_body(request, body_limit))
         caller = who(request)
-        job, _ = await service.submit(caller, body.job(), _key(request))
+        job, _ = await service.submit(caller, body.job(), idempotency_key(request))
         timeout = min(body.timeout or service.settings.sync_timeout, service.settings.sync_timeout)
         done = await service.finished(job["id"], timeout)
         if done.status is Status.SUCCEEDED:

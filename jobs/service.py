@@ -29,6 +29,7 @@ from p2.core.keys import Access, Caller
 from p2.core.openai import not_ready
 
 ANONYMOUS = "anonymous"
+TASK_ENDPOINTS = {"fine_tuning": "POST /v1/fine_tuning/jobs"}
 MAX_WAIT = 60.0
 
 
@@ -97,6 +98,13 @@ class JobService:
         """Refuse what no worker could run: unknown model, bad input, someone else's file."""
         try:
             model = self.registry.find(request.task, request.model)
+            if not model.direct:
+                raise BadRequest(
+                    f"'{request.task}' jobs are created with their own endpoint "
+                    f"({TASK_ENDPOINTS.get(request.task, 'see docs/jobs.md')}), not POST /v1/jobs.",
+                    param="task",
+                    code="invalid_task",
+                )
             model.validate(request.input, request.config)
         except UnknownModel as exc:
             raise BadRequest(exc.message, param=exc.param, code="model_not_found") from None

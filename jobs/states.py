@@ -11,6 +11,7 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
+    VALIDATING = "validating_files"  # a fine-tuning job's files are checked before it queues
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -19,6 +20,8 @@ class Status(StrEnum):
 
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # FAILED: its input files are not what the task needs; no worker was ever involved.
+    Status.VALIDATING: frozenset({Status.QUEUED, Status.FAILED, Status.CANCELLED}),
     Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
     # QUEUED again: the worker running it was lost and the job goes back to the queue.
     Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.QUEUED}),

@@ -87,8 +87,10 @@ class JobStore:
         config: dict[str, Any],
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        status: Status = Status.QUEUED,
     ) -> tuple[Job, bool]:
-        """The new job (``True``), or the one an earlier request with the same key made."""
+        """The new job (``True``), or the one an earlier request with the same key made;
+        ``status`` VALIDATING holds it back from the queue until its files are checked."""
         if idempotency_key is not None:
             earlier = self._by_key(owner, idempotency_key, request_hash)
             if earlier is not None:
@@ -98,7 +100,7 @@ class JobStore:
             "owner": owner,
             "task": task,
             "model": model,
-            "status": Status.QUEUED.value,
+            "status": status.value,
             "input": input,
             "config": config,
             "progress": 0.0,
@@ -301,6 +303,16 @@ class JobStore:
         """Queued jobs handed to the broker before ``before``, oldest first."""
         return self._ids(
             sa.and_(db.jobs.c.status == Status.QUEUED.value, db.jobs.c.dispatched_at < before),
+            limit,
+        )
+
+    def validating(self, created_before: float, limit: int = 100) -> list[str]:
+        """Jobs still waiting for their files to be checked (an API restart orphaned them)."""
+        return self._ids(
+            sa.and_(
+                db.jobs.c.status == Status.VALIDATING.value,
+                db.jobs.c.created_at < created_before,
+            ),
             limit,
         )
 

@@ -47,11 +47,11 @@ class Embedder:
         self.metrics = metrics
         self.cpu = cpu
 
-    async def _once(self, texts: Sequence[str]) -> list[list[float]]:
+    async def _once(self, texts: Sequence[str], model: str) -> list[list[float]]:
         started = time.perf_counter()
         try:
             response = await self.client.post(
-                "/v1/embeddings", json={"model": self.model, "input": list(texts)}
+                "/v1/embeddings", json={"model": model, "input": list(texts)}
             )
         except httpx.TransportError as exc:
             raise EmbeddingUnavailable(f"embedding service unreachable: {exc!r}") from exc
@@ -68,14 +68,17 @@ class Embedder:
             )
         return await to_thread.run_sync(_vectors, response, len(texts), limiter=self.cpu)
 
-    async def embed(self, texts: Sequence[str], operation: str = "embed") -> list[list[float]]:
-        """Vectors for ``texts`` in order, ``batch`` texts per call, each call retried."""
+    async def embed(
+        self, texts: Sequence[str], operation: str = "embed", model: str | None = None
+    ) -> list[list[float]]:
+        """Vectors for ``texts`` in order by ``model`` (default: ``RAG_EMBEDDING_MODEL``),
+        ``batch`` texts per call, each call retried."""
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch):
             part = texts[start : start + self.batch]
             async for attempt in self.policy.asynchronous(operation):
                 with attempt:
-                    result = await self._once(part)
+                    result = await self._once(part, model or self.model)
             vectors.extend(result)
         return vectors
 

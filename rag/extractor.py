@@ -24,6 +24,7 @@ from rag.errors import ExtractionError, ExtractionTimeout, TooManyPages
 from rag.extract import extract, needs_worker
 
 Reply = tuple[str, str, str]  # (outcome, text or message, detail)
+STARTUP_TIMEOUT = 60.0  # seconds a new worker may take to import its parsers
 # What a parser's bug on a strange file raises; anything else ends the worker, which the
 # service notices (the pipe closes) and replaces.
 _PARSER_BUGS = (
@@ -42,6 +43,7 @@ def serve(conn: Connection) -> None:
     # the kernel kills this worker when its parent (the forkserver, which exits with the
     # service) dies, even in the middle of a file: no parser outlives RAG
     die_with_parent(signal.SIGKILL)
+    conn.send(("ready", "", ""))  # imports done: a file's time limit starts after this
     while True:
         try:
             filename, data, max_pages = conn.recv()
@@ -69,6 +71,14 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        # Starting (imports) is not a file's work: wait for it apart from RAG_EXTRACT_TIMEOUT.
+        try:
+            ready = self.conn.poll(STARTUP_TIMEOUT) and self.conn.recv()[0] == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise ExtractionError("the text extraction worker did not start")
 
     def run(self, filename: str, data: bytes, max_pages: int, timeout: float) -> Reply:
         """Blocking: one file through the worker; the worker is killed if it overruns."""

@@ -43,6 +43,11 @@ def check_document_id(doc_id: str, param: str = "id") -> str:
     return doc_id
 
 
+def point_namespace() -> uuid.UUID:
+    """The namespace of every point id RAG derives (records of its own included)."""
+    return _NAMESPACE
+
+
 def chunk_point_id(doc_id: str, content_hash: str, index: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"chunk\x00{doc_id}\x00{content_hash}\x00{index}"))
 

@@ -6,6 +6,12 @@ a small state file under ``$P2_HOME/index-state`` remembers which files (by
 size and mtime) the server already holds, so a re-run after an interruption
 does not even re-upload them. The server's document list is checked first, so
 a deleted collection is indexed again in full.
+
+``--reindex`` rebuilds the collection: it is deleted, then indexed again in
+full, with ``--embedding-model`` if given (a new collection records the model
+it is built with, and queries use that one; ``rag.collection_model``). The
+collection is incomplete while that runs; an interrupted rebuild resumes with a
+plain re-run.
 """
 
 from __future__ import annotations
@@ -128,6 +134,20 @@ class _Client:
                 return response
         raise AssertionError("unreachable")
 
+    def model_of(self, collection: str) -> str | None:
+        """The embedding model the collection records; None when there is no collection."""
+        response = self.call("GET", f"/v1/rag/collections/{collection}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise IndexingFailed(f"cannot read {collection}: {_error_text(response)}")
+        return str(response.json().get("embedding_model") or "") or None
+
+    def drop(self, collection: str) -> None:
+        response = self.call("DELETE", f"/v1/rag/collections/{collection}")
+        if response.status_code not in (200, 404):
+            raise IndexingFailed(f"cannot delete {collection}: {_error_text(response)}")
+
     def server_ids(self, collection: str) -> set[str]:
         ids: set[str] = set()
         after: str | None = None
@@ -158,8 +178,11 @@ def index(
     progress: bool = True,
     timeout: float = 600.0,
     retries: int = 4,
+    reindex: bool = False,
+    embedding_model: str | None = None,
 ) -> IndexReport:
-    """Index every .txt/.md/.html/.pdf under ``path`` into ``collection`` at ``url``.
+    """Index every .txt/.md/.html/.pdf under ``path`` into ``collection`` at ``url``;
+    ``reindex`` rebuilds it (with ``embedding_model``, when given).
 
     ``state_dir`` defaults to ``index-state`` under ``P2_HOME``.
     """
@@ -172,7 +195,17 @@ def index(
         state_dir = CoreSettings().home.expanduser() / "index-state"
     state = _State(state_dir, url, collection, root)
     client = _Client(url, api_key, timeout, retries)
+    params = {"embedding_model": embedding_model} if embedding_model else {}
     try:
+        if reindex:
+            client.drop(collection)
+            state.done = {}
+            state.save()
+        elif embedding_model and client.model_of(collection) not in (None, embedding_model):
+            raise IndexingFailed(
+                f"{collection} is built with the embedding model {client.model_of(collection)}; "
+                f"add --reindex to rebuild it with {embedding_model}"
+            )
         on_server = client.server_ids(collection)
         todo = []
         for doc_id, file in files:
@@ -189,7 +222,7 @@ def index(
         ) as bar:
             task = bar.add_task(collection, total=len(files), completed=report.skipped)
             for batch in _batches(todo, batch_files):
-                _send(client, collection, batch, report, state)
+                _send(client, collection, batch, report, state, params)
                 bar.advance(task, len(batch))
     except _Retryable as exc:
         raise IndexingFailed(
@@ -207,13 +240,17 @@ def _send(
     batch: list[tuple[str, Path]],
     report: IndexReport,
     state: _State,
+    params: dict[str, str],
 ) -> None:
     parts = [("files", (doc_id, file.read_bytes())) for doc_id, file in batch]
-    response = client.call("POST", f"/v1/rag/collections/{collection}/documents", files=parts)
+    path = f"/v1/rag/collections/{collection}/documents"
+    response = client.call("POST", path, files=parts, params=params)
+    if response.status_code == 409:  # the collection's model is not the one asked for
+        raise IndexingFailed(_error_text(response))
     if response.status_code != 200:
         if len(batch) > 1:  # find the file the server refuses; send the others
             for item in batch:
-                _send(client, collection, [item], report, state)
+                _send(client, collection, [item], report, state, params)
             return
         report.failed[batch[0][0]] = _error_text(response)
         return

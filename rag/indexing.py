@@ -22,6 +22,7 @@ from anyio import CapacityLimiter, to_thread
 
 from p2.core.errors import BadRequest, NotFound
 from rag import chunking, journal
+from rag.collection_model import mismatch, model_point, recorded_model
 from rag.documents import (
     CHUNKS,
     DOCS,
@@ -95,14 +96,11 @@ class Indexer:
     async def _cpu(self, call: Callable[..., T], *args: Any) -> T:
         return await to_thread.run_sync(call, *args, limiter=self.cpu)
 
-    def _digests(self, docs: list[Document]) -> dict[str, str]:
+    def _digests(self, docs: list[Document], model: str) -> dict[str, str]:
         settings = self.engine.settings
         return {
             doc.id: content_hash(
-                doc,
-                chunk_size=settings.chunk_size,
-                overlap=settings.chunk_overlap,
-                model=settings.embedding_model,
+                doc, chunk_size=settings.chunk_size, overlap=settings.chunk_overlap, model=model
             )
             for doc in docs
         }
@@ -127,19 +125,37 @@ class Indexer:
         except (RagError, OSError) as exc:  # each write recovers its collection first anyway
             log.warning("could not check the collections for interrupted writes: %s", exc)
 
-    async def index(self, collection: str, docs: list[Document]) -> list[DocumentOutcome]:
+    async def model_of(self, collection: str) -> str:
+        """The embedding model ``collection`` is built with (``rag.collection_model``)."""
+        recorded = await self._store(recorded_model, self.engine.store, collection)
+        return recorded or self.engine.settings.embedding_model
+
+    async def _model_for(self, collection: str, asked: str | None) -> str:
+        """The model this write embeds with: the collection's; a new one takes ``asked``."""
+        exists = await self._store(self.engine.store.collection_exists, collection)
+        model = await self.model_of(collection) if exists else asked
+        if asked is not None and model != asked:
+            raise mismatch(collection, str(model), asked)
+        return model or self.engine.settings.embedding_model
+
+    async def index(
+        self, collection: str, docs: list[Document], embedding_model: str | None = None
+    ) -> list[DocumentOutcome]:
+        """Index ``docs``; a new collection is built with ``embedding_model`` (default
+        ``RAG_EMBEDDING_MODEL``), an existing one only with the model it records."""
         check_collection(collection)
         _check_batch(docs)
-        digests = await self._cpu(self._digests, docs)
         async with self.lock(collection):
             await self.recover(collection)
+            model = await self._model_for(collection, embedding_model)
+            digests = await self._cpu(self._digests, docs, model)
             current = await self._manifests(collection, [d.id for d in docs])
             changed = [
                 d for d in docs if current.get(d.id, {}).get("content_hash") != digests[d.id]
             ]
             chunks = await self._cpu(self._split, changed)
             pending = [_Pending(d, digests[d.id], c) for d, c in zip(changed, chunks, strict=True)]
-            written = await self._write(collection, pending) if pending else {}
+            written = await self._write(collection, pending, model) if pending else {}
         outcomes = []
         for doc in docs:
             if doc.id in written:
@@ -161,7 +177,7 @@ class Indexer:
             found.update(manifests_by_doc(await self._store(store.retrieve, collection, part)))
         return found
 
-    async def _write(self, collection: str, pending: list[_Pending]) -> dict[str, int]:
+    async def _write(self, collection: str, pending: list[_Pending], model: str) -> dict[str, int]:
         """Write every pending document, commit, switch: all of them or none."""
         engine = self.engine
         store = engine.store
@@ -169,9 +185,9 @@ class Indexer:
         try:
             for group in _groups(pending, 4 * engine.settings.embed_batch):
                 texts = [c.text for p in group for c in p.chunks]
-                dense = await engine.embedder.embed(texts, "embed_documents")
+                dense = await engine.embedder.embed(texts, "embed_documents", model)
                 if entry is None:
-                    entry = await self._begin(collection, pending, len(dense[0]))
+                    entry = await self._begin(collection, pending, len(dense[0]), model)
                 points = await self._cpu(_points, group, dense, engine.bm25)
                 for part in journal.batches(points):
                     await self._store(store.upsert, collection, part)
@@ -190,13 +206,15 @@ class Indexer:
         log.info("indexed %d documents into %s: %d chunks", len(pending), collection, chunks)
         return {p.doc.id: len(p.chunks) for p in pending}
 
-    async def _begin(self, collection: str, pending: list[_Pending], dim: int) -> Entry:
+    async def _begin(self, collection: str, pending: list[_Pending], dim: int, model: str) -> Entry:
         store = self.engine.store
         existed = await self._store(store.collection_exists, collection)
         await self._store(store.ensure_collection, collection, dim)
         docs = [(p.doc.id, p.digest) for p in pending]
         entry = Entry.new(Op.INDEX, docs, created=not existed)
         await self._store(journal.begin, store, collection, entry)
+        if not existed:  # journaled: undone with the collection if this first write fails
+            await self._store(store.upsert, collection, [model_point(model, dim)])
         return entry
 
     async def _undo(self, collection: str, entry: Entry) -> None:
@@ -233,7 +251,13 @@ class Indexer:
         store = self.engine.store
         documents = await self._store(store.count, collection, DOCS)
         chunks = await self._store(store.count, collection, CHUNKS)
-        return {"name": collection, "documents": documents, "chunks": chunks}
+        model = await self.model_of(collection)
+        return {
+            "name": collection,
+            "documents": documents,
+            "chunks": chunks,
+            "embedding_model": model,
+        }
 
     async def list_collections(self) -> list[dict[str, Any]]:
         names = await self._store(self.engine.store.list_collections)

@@ -13,6 +13,7 @@ from typing import Any
 
 from anyio import to_thread
 
+from rag.collection_model import recorded_model
 from rag.documents import CHUNKS, manifests_by_doc
 from rag.engine import Engine
 from rag.identifiers import check_collection, doc_point_id
@@ -59,7 +60,8 @@ class Retriever:
         started = time.perf_counter()
         dense = None
         if mode is not SearchMode.SPARSE:
-            dense = (await engine.embedder.embed([text], "embed_query"))[0]
+            model = await to_thread.run_sync(recorded_model, engine.store, collection)
+            dense = (await engine.embedder.embed([text], "embed_query", model))[0]
         request = SearchRequest(
             mode=mode,
             limit=2 * k + 4,

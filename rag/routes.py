@@ -8,12 +8,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from p2.core.openai import model_card, model_list
+from p2.core.sse import STREAM_RESPONSES
 from rag.answering import MODEL_PREFIX, Answerer
 from rag.identifiers import check_collection
 from rag.indexing import Indexer
 from rag.protocol import ChatBody, Outcome, QueryBody
 from rag.retrieval import Retriever
 from rag.uploads import Uploads
+
+MODEL_HELP = (
+    "the embedding model of a new collection (default RAG_EMBEDDING_MODEL); an existing "
+    "collection keeps the one it was built with"
+)
 
 
 def build_router(
@@ -24,10 +30,12 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter()
 
-    async def index(collection: str, request: Request) -> dict[str, Any]:
+    async def index(
+        collection: str, request: Request, embedding_model: str | None
+    ) -> dict[str, Any]:
         check_collection(collection)  # before reading a byte of the body
         docs = await uploads.documents(request)
-        outcomes = await indexer.index(collection, docs)
+        outcomes = await indexer.index(collection, docs, embedding_model)
         return {
             "collection": collection,
             "documents": [o.as_json() for o in outcomes],
@@ -36,13 +44,21 @@ def build_router(
         }
 
     @router.post("/index")
-    async def post_index(request: Request, collection: str = Query(...)) -> dict[str, Any]:
+    async def post_index(
+        request: Request,
+        collection: str = Query(...),
+        embedding_model: str | None = Query(None, description=MODEL_HELP),
+    ) -> dict[str, Any]:
         """The operators' guide endpoint: the same as POST /v1/rag/collections/{name}/documents."""
-        return await index(collection, request)
+        return await index(collection, request, embedding_model)
 
     @router.post("/v1/rag/collections/{name}/documents")
-    async def post_documents(name: str, request: Request) -> dict[str, Any]:
-        return await index(name, request)
+    async def post_documents(
+        name: str,
+        request: Request,
+        embedding_model: str | None = Query(None, description=MODEL_HELP),
+    ) -> dict[str, Any]:
+        return await index(name, request, embedding_model)
 
     @router.get("/v1/rag/collections")
     async def list_collections() -> dict[str, Any]:
@@ -79,7 +95,7 @@ def build_router(
     async def chat(body: ChatBody) -> Response:
         return await answerer.chat(body)
 
-    @router.post("/v1/chat/completions")
+    @router.post("/v1/chat/completions", responses=STREAM_RESPONSES)
     async def chat_completions(body: ChatBody) -> Response:
         """OpenAI clients pointed straight at RAG: ``model`` is ``rag/<collection>``."""
         return await answerer.chat(body)

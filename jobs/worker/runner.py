@@ -22,6 +22,7 @@ import orjson
 
 from jobs.db import connect
 from jobs.files import FileRecord, FileStore, file_refs
+from jobs.journal import BoundJournal, JobJournal
 from jobs.notify import Announcer
 from jobs.registry import (
     InvalidInput,
@@ -30,6 +31,7 @@ from jobs.registry import (
     Progress,
     Registry,
     Result,
+    RunningJob,
     UnknownModel,
 )
 from jobs.settings import JobsSettings
@@ -81,6 +83,8 @@ class JobRunner:
         engine = connect(settings.database(home))
         self.store = JobStore(engine)
         self.files = FileStore(engine, settings.artifacts(home))
+        self.journal = JobJournal(engine)
+        self.home = home
         self.announcer = Announcer(settings.broker_url)
         self._models: dict[str, JobModel] = {}
 
@@ -111,6 +115,16 @@ class JobRunner:
     def _execute(self, job: Job) -> None:
         try:
             model = self._model(job)
+            model.attach(
+                RunningJob(
+                    job.id,
+                    job.owner,
+                    job.attempts,
+                    self.home,
+                    self.files.root,
+                    BoundJournal(self.journal, job.id),
+                )
+            )
             prepared = model.preprocess(job.input, self._inputs(job), job.config)
             output = model.predict(prepared, self._progress(job))
             self._finish(job, model.postprocess(output))

@@ -45,7 +45,12 @@ def test_indexed_documents_are_counted_and_retrieved_best_first(client: TestClie
     assert answer["indexed"] == len(DOCS) and answer["unchanged"] == 0
     chunks = sum(d["chunks"] for d in answer["documents"])
     assert chunks > len(DOCS)  # 300-character chunks: every document splits
-    assert _collection(client, "kb") == {"name": "kb", "documents": len(DOCS), "chunks": chunks}
+    assert _collection(client, "kb") == {
+        "name": "kb",
+        "documents": len(DOCS),
+        "chunks": chunks,
+        "embedding_model": "all-MiniLM-L6-v2",  # the one it was built with
+    }
 
     for mode in ("hybrid", "dense"):
         results = _query(client, "Why does volcanic ash ground aircraft?", mode=mode, top_k=3)

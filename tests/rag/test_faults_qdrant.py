@@ -96,7 +96,9 @@ def test_server_4xx_fails_fast_and_keeps_data(
         again = client.post("/v1/rag/query", json={"collection": "kb", "query": "moon"})
         assert again.json()["results"][0]["document_id"] == "a"
         listing = client.get("/v1/rag/collections").json()["data"]
-        assert listing == [{"name": "kb", "documents": 1, "chunks": 1}]
+        assert listing == [
+            {"name": "kb", "documents": 1, "chunks": 1, "embedding_model": "all-MiniLM-L6-v2"}
+        ]
 
 
 def test_readiness_names_an_unreachable_qdrant_server_and_liveness_stays(

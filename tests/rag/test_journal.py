@@ -103,7 +103,8 @@ def versions(store: VectorStore, settings: RagSettings) -> dict[str, str]:
         return {}
     records = _all(store, None)
     kinds = {str(r.payload["kind"]) for r in records}
-    assert kinds <= {"doc", "chunk"}, kinds  # no staged manifest, no journal record left
+    # no staged manifest, no journal record left; the record of the collection's model
+    assert kinds <= {"doc", "chunk", "collection"}, kinds
     manifests = {str(r.payload["doc_id"]): r.payload for r in records if r.payload["kind"] == "doc"}
     chunks: dict[str, list[int]] = {}
     for r in records:

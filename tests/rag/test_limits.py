@@ -230,6 +230,7 @@ def test_a_write_the_embedding_service_refuses_half_way_is_undone(
             "name": "kb",
             "documents": 1,
             "chunks": ok.json()["documents"][0]["chunks"],
+            "embedding_model": settings.embedding_model,
         }
     finally:
         refusing.stop()
