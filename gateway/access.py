@@ -11,24 +11,45 @@ and everyone counts as admin, as on every open P2 port.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from starlette.types import Scope
 
 from p2.core.auth import bearer_token, caller_of
 from p2.core.keys import Access, AccessPolicy, Keyring, rule
 
-# RAG's management API through the gateway: indexing, deleting and dropping need admin.
+# RAG's management API through the gateway: indexing, deleting and dropping need admin;
+# so does deleting a fine-tuned model.
 ADMIN_RULES = (
     rule("/v1/rag/collections*", Access.ADMIN, "POST", "PUT", "PATCH", "DELETE"),
     rule("/index", Access.ADMIN, "POST"),
+    rule("/v1/models/*", Access.ADMIN, "DELETE"),
 )
+_CACHED = 64  # (method, path) pairs remembered: the API's own routes, not every path tried
+
+
+@dataclass(frozen=True)
+class CachedPolicy(AccessPolicy):
+    """An ``AccessPolicy`` that remembers its answers for the paths it sees most: the key
+    check of a chat completion is then one dict lookup, not a walk over every rule."""
+
+    _seen: dict[tuple[str, str], Access] = field(default_factory=dict, compare=False, repr=False)
+
+    def required(self, method: str, path: str) -> Access:
+        key = (method, path)
+        need = self._seen.get(key)
+        if need is None:
+            need = super().required(method, path)
+            if len(self._seen) < _CACHED:
+                self._seen[key] = need
+        return need
 
 
 def access_policy(open_paths: Iterable[str]) -> AccessPolicy:
     """Admin rules first (no open path can open them), then ``GATEWAY_OPEN_PATHS``
     (no key, any method; a trailing ``*`` makes a prefix), then a user key."""
     opened = tuple(rule(path, Access.OPEN) for path in open_paths)
-    return AccessPolicy((*ADMIN_RULES, *opened))
+    return CachedPolicy((*ADMIN_RULES, *opened))
 
 
 class Visibility:

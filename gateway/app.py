@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -24,14 +23,16 @@ from starlette.routing import Route
 
 from gateway import config as config_module
 from gateway.access import Visibility, access_policy
-from gateway.backends import Registry
 from gateway.config import DeploymentSpec, GatewayConfig
+from gateway.cooldowns import SharedCooldowns
+from gateway.finetuned import FineTunedModels
 from gateway.forwarding import Forwarder
 from gateway.metrics import CountRequests, GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.passthrough import JOBS, RAG, ServiceProxy
 from gateway.prober import Prober
 from gateway.routes import build_routes
+from gateway.routing import Registry
 from gateway.service import EMBEDDING_GROUP, INTERNAL_GROUPS, RAG_GROUP, GatewayService
 from gateway.settings import GatewaySettings
 from p2.core.auth import RequireKey
@@ -41,7 +42,16 @@ from p2.core.keys import AccessPolicy, Keyring, KeySettings
 log = logging.getLogger("p2.gateway")
 
 # Probes and scrapes: not counted as requests (as every service's CountRequests does).
-UNCOUNTED = frozenset({"/health", "/health/ready", "/metrics"})
+UNCOUNTED = frozenset(
+    {
+        "/health",
+        "/health/ready",
+        "/health/liveliness",
+        "/health/liveness",
+        "/health/readiness",
+        "/metrics",
+    }
+)
 
 
 def service_api_base(url: str) -> str:
@@ -63,9 +73,29 @@ def with_service(
 
 def _metrics_route(metrics: GatewayMetrics) -> Route:
     async def expose(_: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=metrics.content_type)
 
     return Route("/metrics", expose, methods=["GET"])
+
+
+def _attach_adapters(config: GatewayConfig, registry: Registry) -> None:
+    """LiteLLM's adapters for the deployments that need them (imported only then)."""
+    if not config.native:
+        return
+    from gateway.adapter import Adapter, load_litellm
+
+    adapter = Adapter(load_litellm())
+    for deployment in registry.deployments():
+        if deployment.backend is None:
+            deployment.adapter = adapter
+
+
+def _patterns(config: GatewayConfig, jobs: bool) -> list[str]:
+    """Model names beyond the listed ones, for the OpenAPI document's ``model``."""
+    patterns = ["^ft:[^:]+:.+"] if jobs else []
+    if any(d.wildcard for d in config.deployments):
+        patterns.append(".+")
+    return patterns
 
 
 def _middleware(
@@ -95,7 +125,7 @@ def create_app(
     ``keys`` to ``P2_API_KEYS`` and its kin (none: the gateway is open). The config's
     ``general_settings.master_key`` is an admin key too."""
     settings = settings or GatewaySettings()
-    config = config or config_module.load(settings.config_path())
+    config = config or config_module.load(settings.config_path(), lenient=settings.lenient_config)
     keys = keys or KeySettings()
     keyring = keys.keyring(extra_admin_keys=[config.master_key] if config.master_key else ())
     config = with_service(config, EMBEDDING_GROUP, settings.embedding_url, keys.service_key)
@@ -103,6 +133,7 @@ def create_app(
     request_timeout = settings.request_timeout or config.router.timeout
     metrics = GatewayMetrics()
     registry = Registry(config, metrics, settings.connect_timeout, settings.probe_failures)
+    _attach_adapters(config, registry)
     forwarder = Forwarder(
         registry,
         metrics,
@@ -118,7 +149,12 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         stream_idle_timeout=settings.stream_idle_timeout,
         embeddings=settings.embedding_url is not None,
+        finetuned=FineTunedModels(settings.jobs_url, timeout=settings.connect_timeout)
+        if settings.jobs_url
+        else None,
     )
+    redis_url = settings.redis_url or config.router.redis_url
+    shared = SharedCooldowns(redis_url, registry.cooldowns) if redis_url else None
     proxy = ServiceProxy(
         {RAG: settings.rag_url, JOBS: settings.jobs_url},
         max_body_bytes=settings.max_body_bytes,
@@ -134,16 +170,22 @@ def create_app(
             rag=settings.rag_url is not None,
             embeddings=settings.embedding_url is not None,
             policy=policy,
+            patterns=_patterns(config, settings.jobs_url is not None),
         )
     )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        warning = config.audit.warning()
+        if warning:
+            log.warning("%s", warning)
         await prober.start()
+        if shared is not None:
+            await shared.start()
         log.info(
             "gateway routing %s",
             "; ".join(
-                f"{g} -> " + ", ".join(d.backend.name for d in ds)
+                f"{g} -> " + ", ".join(d.name for d in ds)
                 for g, ds in registry.groups.items()
                 if g not in INTERNAL_GROUPS
             ),
@@ -152,6 +194,10 @@ def create_app(
             yield
         finally:
             await prober.stop()
+            if shared is not None:
+                await shared.stop()
+            if service.finetuned is not None:
+                await service.finetuned.close()
             await proxy.close()
             registry.close()
 

@@ -9,6 +9,11 @@ whether a ``finish_reason`` already arrived. The next backend then gets a
 partial assistant turn and an instruction to continue it without repeating.
 Its events are rewritten to look like the original stream's (same id and
 model, no second role delta), so the client sees one unbroken stream.
+
+Only text can be continued: once a stream has sent tool calls (or a function
+call) or reasoning deltas, another backend cannot be asked to produce exactly
+the rest of them, and asking would duplicate or garble them. Such a stream
+ends with an OpenAI error event instead (``CannotContinue``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class Progress:
     text: str = ""
     chunks: int = 0
     finished: bool = False
+    unsafe: str | None = None  # what was sent that cannot be continued
     ident: str | None = None
     model: str | None = None
     created: int | None = None
@@ -56,11 +62,30 @@ def _events(raw: bytes) -> list[Any]:
     return out
 
 
+_UNSAFE = {
+    "tool_calls": "tool calls",
+    "function_call": "a function call",
+    "reasoning_content": "reasoning",
+    "reasoning": "reasoning",
+}
+
+
 def _choice_text(choice: dict[str, Any], chat: bool) -> str:
     if chat:
         delta = choice.get("delta") or {}
         return str(delta.get("content") or "")
     return str(choice.get("text") or "")
+
+
+def _unsafe(choice: dict[str, Any]) -> str | None:
+    """What a chat delta carries besides text that a continuation could not reproduce."""
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        return None
+    for key, what in _UNSAFE.items():
+        if delta.get(key):
+            return what
+    return None
 
 
 def progress(sent: list[bytes], chat: bool) -> Progress:
@@ -75,6 +100,8 @@ def progress(sent: list[bytes], chat: bool) -> Progress:
             state.model = payload.get("model")
             state.created = payload.get("created")
         for choice in payload.get("choices") or ():
+            if chat and state.unsafe is None:
+                state.unsafe = _unsafe(choice)
             text = _choice_text(choice, chat)
             if text:
                 parts.append(text)
@@ -94,6 +121,10 @@ def _reduce_budget(body: dict[str, Any], used: int) -> None:
 
 def continuation_body(body: dict[str, Any], state: Progress, chat: bool) -> dict[str, Any]:
     """The request that makes another backend produce the rest of the stream."""
+    if state.unsafe is not None:
+        raise CannotContinue(
+            f"the stream had already sent {state.unsafe}, which cannot be continued"
+        )
     if not state.text:
         return body
     new = dict(body)

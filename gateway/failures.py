@@ -14,8 +14,14 @@ Two kinds need the request's history, not just the one answer:
   the same request, the first one failed and is charged; if a second backend
   answers 500 too, the request is the cause: its 500 goes back to the client
   and no backend is charged.
-* a 4xx (``context_length_exceeded`` included) is the client's own mistake:
-  relayed at once, never retried, charged to no backend.
+* a 4xx (``context_length_exceeded`` and content-policy refusals included) is
+  the client's own mistake: relayed at once, never retried, charged to no
+  backend (but ``context_window_fallbacks`` and ``content_policy_fallbacks``
+  may send it to another group). 401 and 403 are not: the gateway sends its
+  own key, so they say the deployment's key is wrong; they move on.
+
+``ERROR_CLASS`` names each kind as LiteLLM's exception class, the key of
+``retry_policy`` and ``allowed_fails_policy``.
 """
 
 from __future__ import annotations
@@ -41,8 +47,10 @@ class Kind(enum.StrEnum):
     HTTP_503 = "http_503"  # loading, or its queue is full
     HTTP_500 = "http_500"
     HTTP_5XX = "http_5xx"  # any other 5xx, and 408
+    HTTP_AUTH = "http_auth"  # 401 or 403: the deployment's key is refused
     HTTP_4XX = "http_4xx"
     CONTEXT_LENGTH = "context_length_exceeded"  # any error answer that says so
+    CONTENT_POLICY = "content_policy"  # a 400 that says the content was refused
     # After the stream started (the relay continues it on the next backend).
     MIDSTREAM_RESET = "midstream_reset"
     MIDSTREAM_READ_TIMEOUT = "midstream_read_timeout"  # silent for LLM_STREAM_IDLE_TIMEOUT
@@ -95,13 +103,39 @@ POLICY: Mapping[Kind, Policy] = {
     Kind.HTTP_503: _COOL_NEXT_ANSWER,
     Kind.HTTP_5XX: _COOL_NEXT_ANSWER,
     Kind.HTTP_500: Policy(False, Cooldown.DEFERRED, Then.NEXT, Final.ANSWER, again=Then.CLIENT),
+    Kind.HTTP_AUTH: Policy(False, Cooldown.YES, Then.NEXT, Final.UNAVAILABLE),
     Kind.HTTP_4XX: _CLIENTS_OWN,
     Kind.CONTEXT_LENGTH: _CLIENTS_OWN,
+    Kind.CONTENT_POLICY: _CLIENTS_OWN,
     Kind.MIDSTREAM_RESET: _EJECT_NEXT_503,
     Kind.MIDSTREAM_READ_TIMEOUT: _EJECT_NEXT_504,
     Kind.MIDSTREAM_ABORTED: _EJECT_NEXT_504,
     Kind.MIDSTREAM_PROTOCOL: _EJECT_NEXT_503,
     Kind.MIDSTREAM_STREAM_ERROR: Policy(False, Cooldown.YES, Then.NEXT, Final.ANSWER),
+}
+
+_TIMEOUT = "TimeoutError"
+_SERVER = "InternalServerError"
+ERROR_CLASS: Mapping[Kind, str] = {
+    Kind.CONNECT: _SERVER,
+    Kind.RESET: _SERVER,
+    Kind.FIRST_BYTE_TIMEOUT: _TIMEOUT,
+    Kind.READ_TIMEOUT: _TIMEOUT,
+    Kind.ABORTED: _TIMEOUT,
+    Kind.PROTOCOL: _SERVER,
+    Kind.HTTP_429: "RateLimitError",
+    Kind.HTTP_503: "ServiceUnavailableError",
+    Kind.HTTP_500: _SERVER,
+    Kind.HTTP_5XX: _SERVER,
+    Kind.HTTP_AUTH: "AuthenticationError",
+    Kind.HTTP_4XX: "BadRequestError",
+    Kind.CONTEXT_LENGTH: "BadRequestError",
+    Kind.CONTENT_POLICY: "ContentPolicyViolationError",
+    Kind.MIDSTREAM_RESET: _SERVER,
+    Kind.MIDSTREAM_READ_TIMEOUT: _TIMEOUT,
+    Kind.MIDSTREAM_ABORTED: _TIMEOUT,
+    Kind.MIDSTREAM_PROTOCOL: _SERVER,
+    Kind.MIDSTREAM_STREAM_ERROR: _SERVER,
 }
 
 # Error bodies that say the prompt is too long: OpenAI's code, llama-server's type and text.
@@ -110,12 +144,18 @@ _CONTEXT_MARKERS = (
     b"exceed_context_size",
     b"exceeds the available context size",
 )
+# ... and that the content was refused: OpenAI's and Azure's codes.
+_POLICY_MARKERS = (b"content_policy_violation", b"content_filter")
 
 
 def http_kind(status: int, body: bytes) -> Kind:
     """The kind of an error answer (status >= 400)."""
     if any(marker in body for marker in _CONTEXT_MARKERS):
         return Kind.CONTEXT_LENGTH
+    if status == 400 and any(marker in body for marker in _POLICY_MARKERS):
+        return Kind.CONTENT_POLICY
+    if status in (401, 403):
+        return Kind.HTTP_AUTH
     if status == 500:
         return Kind.HTTP_500
     if status == 503:

@@ -2,18 +2,33 @@
 
 Names follow P2's convention (``p2_gateway_<what>_<unit>``; a Counter gets
 ``_total`` on the wire). Besides the HTTP requests every service counts, the
-gateway records what only it knows: per-backend outcomes, failovers, backend
-health, time to first token, tokens and stream continuations. One process
-owns the registry, so counters never go backwards between scrapes.
+gateway records what only it knows: per-backend outcomes, failovers and
+fallbacks, backend health, time to first token, tokens and stream
+continuations.
+
+With one process the registry is the process's own. With ``GATEWAY_WORKERS``
+above one, every worker writes its values to files in one directory per run
+(prometheus_client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``) and any
+worker's ``/metrics`` adds up all of them, a worker that died or was
+restarted included: counters add up across workers and never go backwards.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -38,9 +53,13 @@ DURATION_BUCKETS = (
 UNMATCHED = "unmatched"
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         r = self.registry
         self.requests = Counter(
             "p2_gateway_requests",
@@ -73,11 +92,18 @@ class GatewayMetrics:
             ("from", "to", "reason"),
             registry=r,
         )
+        self.fallbacks = Counter(
+            "p2_gateway_fallbacks",
+            "Requests sent to a fallback group after their group failed.",
+            ("from", "to", "reason"),
+            registry=r,
+        )
         self.backend_up = Gauge(
             "p2_gateway_backend_up",
             "1 when a backend is in rotation, 0 when it is out.",
             ("backend",),
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.ttft = Histogram(
             "p2_gateway_time_to_first_token_seconds",
@@ -98,6 +124,16 @@ class GatewayMetrics:
             ("model", "outcome"),
             registry=r,
         )
+
+    def exposition(self) -> bytes:
+        """The text format of every metric: this process's, or every worker's added up."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    content_type = CONTENT_TYPE_LATEST
 
 
 class CountRequests:

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from gateway import schemas
-from gateway.passthrough import METHODS, SERVICE_ROUTES
+from gateway.passthrough import SERVICE_ROUTES
 from p2.core.keys import Access, AccessPolicy
+from p2.core.sse import SSE_EVENT_SCHEMA
 
 OPENAPI_VERSION = "3.1.0"
 _REF = "#/components/schemas/{model}"
@@ -56,20 +57,6 @@ _FORWARDED = {
 }
 
 
-# One server-sent event, as OpenAPI 3.1 tools read a text/event-stream schema: each event's
-# data is a JSON chunk of the answer, an error, or [DONE].
-_SSE_EVENT = {
-    "type": "object",
-    "required": ["data"],
-    "properties": {
-        "data": {"type": "string"},
-        "event": {"type": "string"},
-        "id": {"type": "string"},
-        "retry": {"type": "integer"},
-    },
-}
-
-
 def _generation(summary: str, body: type[Any], answer: type[Any]) -> dict[str, Any]:
     return {
         "summary": summary,
@@ -80,7 +67,7 @@ def _generation(summary: str, body: type[Any], answer: type[Any]) -> dict[str, A
                 "events ending in data: [DONE].",
                 "content": {
                     **_json(answer),
-                    "text/event-stream": {"schema": _SSE_EVENT},
+                    "text/event-stream": {"schema": SSE_EVENT_SCHEMA},
                 },
             },
             **_KEYED,
@@ -106,7 +93,7 @@ def _passthrough_operations() -> dict[str, Any]:
                 else []
             )
             operations: dict[str, Any] = {}
-            for method in METHODS:
+            for method in route.methods:
                 operation: dict[str, Any] = {
                     "summary": f"Passed through to the {service} service ({route.setting}).",
                     "parameters": params,
@@ -129,10 +116,11 @@ def _passthrough_operations() -> dict[str, Any]:
     return paths
 
 
-def _model_schema(models: Sequence[str], rag: bool) -> dict[str, Any]:
+def _model_schema(models: Sequence[str], rag: bool, patterns: Sequence[str]) -> dict[str, Any]:
     choices: list[dict[str, Any]] = [{"type": "string", "enum": list(models)}]
     if rag:
         choices.append({"type": "string", "pattern": "^rag/.+"})
+    choices.extend({"type": "string", "pattern": p} for p in patterns)
     return choices[0] if len(choices) == 1 else {"anyOf": choices}
 
 
@@ -151,9 +139,15 @@ def _apply_policy(paths: dict[str, Any], policy: AccessPolicy) -> None:
 
 
 def openapi_document(
-    models: Iterable[str], *, rag: bool, embeddings: bool, policy: AccessPolicy
+    models: Iterable[str],
+    *,
+    rag: bool,
+    embeddings: bool,
+    policy: AccessPolicy,
+    patterns: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The document for a gateway serving ``models`` (its model groups); ``policy`` says
+    """The document for a gateway serving ``models`` (its model groups and aliases) and
+    names matching ``patterns`` (fine-tuned models, wildcard groups); ``policy`` says
     which operations are open."""
     models = list(models)
     _, top = models_json_schema(
@@ -164,7 +158,7 @@ def openapi_document(
         field = components[request]["properties"]["model"]
         components[request]["properties"]["model"] = {
             "description": field["description"],
-            **_model_schema(models, with_rag),
+            **_model_schema(models, with_rag, patterns),
         }
     embeddings_summary = "Embeddings from the embedding service (EMBEDDING_URL)."
     if not embeddings:
@@ -210,20 +204,36 @@ def openapi_document(
                 },
             }
         },
-        "/health": _get(
-            "Liveness: 200 while the process runs.",
-            {"200": {"description": "Alive.", "content": _json(schemas.Liveness)}},
-        ),
-        "/health/ready": _get(
-            "Readiness per model group (admin keys also see every backend).",
-            {
-                "200": {
-                    "description": "Every group is served.",
-                    "content": _json(schemas.Readiness),
+        **{
+            path: _get(
+                summary,
+                {"200": {"description": "Alive.", "content": _json(schemas.Liveness)}},
+            )
+            for path, summary in (
+                ("/health", "Liveness: 200 while the process runs."),
+                ("/health/liveliness", "LiteLLM's liveness path: the same as /health."),
+                ("/health/liveness", "LiteLLM's liveness path: the same as /health."),
+            )
+        },
+        **{
+            path: _get(
+                summary,
+                {
+                    "200": {
+                        "description": "Every group is served.",
+                        "content": _json(schemas.Readiness),
+                    },
+                    "503": {
+                        "description": "Some group is not.",
+                        "content": _json(schemas.Readiness),
+                    },
                 },
-                "503": {"description": "Some group is not.", "content": _json(schemas.Readiness)},
-            },
-        ),
+            )
+            for path, summary in (
+                ("/health/ready", "Readiness per model group (admin keys also see every backend)."),
+                ("/health/readiness", "LiteLLM's readiness path: the same as /health/ready."),
+            )
+        },
         "/metrics": _get(
             "Prometheus metrics.",
             {

@@ -2,7 +2,8 @@
 
 Operators can expose one port: RAG's management and query API (``/v1/rag/``,
 ``/index``) goes to ``RAG_URL``, the job service's (``/v1/jobs``,
-``/v1/files``, ``/v1/segmentations``, ``/v1/fine_tuning``) to ``JOBS_URL``.
+``/v1/files``, ``/v1/segmentations``, ``/v1/fine_tuning``, and deleting a
+fine-tuned model, ``DELETE /v1/models/{id}``) to ``JOBS_URL``.
 The request body is streamed up as it arrives and refused with 413 as soon
 as it passes the route's limit (``GATEWAY_MAX_UPLOAD_BYTES`` for file
 uploads, ``GATEWAY_MAX_BODY_BYTES`` else); the response is streamed down as
@@ -50,6 +51,7 @@ class ServiceRoute:
     setting: str
     uploads: bool = False  # bodies are files: GATEWAY_MAX_UPLOAD_BYTES, not MAX_BODY_BYTES
     prefix: bool = False
+    methods: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
     @property
     def templates(self) -> tuple[str, ...]:
@@ -68,8 +70,8 @@ SERVICE_ROUTES = (
     ServiceRoute("/v1/files", JOBS, uploads=True),
     ServiceRoute("/v1/segmentations", JOBS),
     ServiceRoute("/v1/fine_tuning", JOBS),
+    ServiceRoute("/v1/models/", JOBS, prefix=True, methods=("DELETE",)),  # fine-tuned models
 )
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and those the proxy sets itself.
 _REQUEST_DROPPED = frozenset(

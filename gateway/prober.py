@@ -1,10 +1,13 @@
-"""Active health checks: poll every backend's ``/health`` and keep rotation honest.
+"""Active health checks: poll every probed backend and keep rotation honest.
 
-``/health`` 200 puts a backend (back) in rotation; 503 (still loading) or any
-other status takes it out. A refused connection or no answer within the
-probe timeout takes it out unless its streams still flow (see
-``Backend.probe_failed``). Probes run concurrently, once per interval, in one
-task.
+A backend's probe is its ``/health`` (``probe: health``, llama.cpp, vLLM,
+P2's services) or ``GET /v1/models`` with its key (``probe: models``: Ollama,
+LM Studio, a cloud API one wants probed); a ``passive`` backend is not probed
+and is judged by its answers to real requests. 200 puts a backend (back) in
+rotation; 503 (still loading) or any other status takes it out. A refused
+connection or no answer within the probe timeout takes it out unless its
+streams still flow (see ``Backend.probe_failed``). Probes run concurrently,
+once per interval, in one task.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import logging
 
 import orjson
 
-from gateway.backends import Backend, Registry
+from gateway.backends import Backend
+from gateway.routing import Registry
 from gateway.upstream import UpstreamError, get
 
 log = logging.getLogger("p2.gateway.prober")
@@ -26,22 +30,22 @@ def _detail(status: int, body: bytes) -> str:
         message = orjson.loads(body)["error"]["message"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         message = ""
-    return f"/health answered {status}" + (f": {message}" if message else "")
+    return f"its probe answered {status}" + (f": {message}" if message else "")
 
 
 async def probe(backend: Backend, limit: float) -> bool:
-    """Check one backend's ``/health`` and update its state.
+    """Probe one backend and update its state.
 
-    True if it is alive: ``/health`` answered 200, or it gave no answer while
+    True if it is alive: its probe answered 200, or it gave no answer while
     the backend's exchanges in flight still receive bytes (busy, not hung).
     """
     marks = backend.pool.marks()
     try:
-        status, body = await get(backend.pool, backend.health_path, limit)
+        status, body = await get(backend.pool, backend.probe_path, limit, backend.probe_headers)
     except TimeoutError:
-        return not backend.probe_failed(f"/health gave no answer within {limit:.3g}s", marks)
+        return not backend.probe_failed(f"its probe gave no answer within {limit:.3g}s", marks)
     except UpstreamError as exc:
-        return not backend.probe_failed(f"/health failed: {exc}", marks)
+        return not backend.probe_failed(f"its probe failed: {exc}", marks)
     if status == 200:
         backend.recover()
         return True
@@ -59,7 +63,7 @@ class Prober:
         self._task: asyncio.Task[None] | None = None
 
     async def probe_all(self) -> None:
-        backends = list(self.registry.backends.values())
+        backends = [b for b in self.registry.backends.values() if not b.passive]
         await asyncio.gather(*(probe(b, self.timeout) for b in backends))
 
     async def _run(self) -> None:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.access import Visibility
-from gateway.passthrough import METHODS, SERVICE_ROUTES, ServiceProxy
+from gateway.passthrough import SERVICE_ROUTES, ServiceProxy
 from gateway.service import GatewayService, json_response
 
 
@@ -31,7 +31,9 @@ def build_routes(
         return await service.embeddings(request)
 
     async def models(request: Request) -> Response:
-        return service.models(admin=visibility.admin(request.scope))
+        return await service.models(
+            admin=visibility.admin(request.scope), authorization=authorization(request)
+        )
 
     async def health(_: Request) -> Response:
         return json_response({"status": "ok"})
@@ -49,9 +51,21 @@ def build_routes(
         Route("/v1/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
+        # LiteLLM's probe paths, so Kubernetes probes written for LiteLLM work unchanged.
+        Route("/health/liveliness", health, methods=["GET"]),
+        Route("/health/liveness", health, methods=["GET"]),
+        Route("/health/readiness", ready, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
     for route in SERVICE_ROUTES:
         for template in route.templates:
-            routes.append(Route(template, proxy.endpoint(route), methods=list(METHODS)))
+            routes.append(Route(template, proxy.endpoint(route), methods=list(route.methods)))
     return routes
+
+
+def authorization(request: Request) -> bytes | None:
+    """The caller's ``Authorization`` header, passed on to the job service."""
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            return bytes(value)
+    return None

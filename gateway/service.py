@@ -17,10 +17,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway import protocol
-from gateway.backends import Registry
+from gateway.backends import rename
 from gateway.disconnect import CLIENT_CLOSED, ClientWatch
+from gateway.finetuned import FineTunedModels
 from gateway.forwarding import Answer, Call, Forwarder
 from gateway.metrics import GatewayMetrics
+from gateway.resolve import Resolver, Target
+from gateway.routing import Registry
 from gateway.streaming import StreamRelay
 from p2.core.errors import NotFound, error_body
 from p2.core.openai import model_card, model_list, unknown_model
@@ -44,7 +47,7 @@ def relay_answer(answer: Answer) -> Response:
     headers = {"content-type": answer.content_type.decode("latin-1")}
     if answer.retry_after is not None:
         headers["retry-after"] = answer.retry_after.decode("latin-1")
-    body = answer.deployment.rename(answer.body) if answer.status == 200 else answer.body
+    body = rename(answer.body, answer.renames) if answer.status == 200 else answer.body
     return Response(body, answer.status, headers=headers)
 
 
@@ -61,6 +64,7 @@ class GatewayService:
         max_body_bytes: int,
         stream_idle_timeout: float,
         embeddings: bool,
+        finetuned: FineTunedModels | None = None,
     ) -> None:
         self.registry = registry
         self.forwarder = forwarder
@@ -69,31 +73,51 @@ class GatewayService:
         self.max_body_bytes = max_body_bytes
         self.stream_idle_timeout = stream_idle_timeout
         self.embeddings_enabled = embeddings
+        self.finetuned = finetuned
         self.created = int(time.time())
+        self.resolver = Resolver(
+            (g for g in registry.groups if g not in INTERNAL_GROUPS),
+            registry.router.model_group_alias,
+        )
+        self._plain = frozenset(
+            g for g in registry.groups if g not in INTERNAL_GROUPS and "*" not in g
+        )
 
     def known_models(self) -> list[str]:
-        return [g for g in self.registry.groups if g not in INTERNAL_GROUPS]
+        """The names ``/v1/models`` lists: the groups, then the aliases that are not hidden."""
+        groups = [g for g in self.registry.groups if g not in INTERNAL_GROUPS and "*" not in g]
+        return groups + [a for a in self.resolver.listed_aliases if a not in self._plain]
 
-    def _group(self, model: str, path: str) -> str:
-        """The group serving ``model``; ``rag/<collection>`` (chat only) goes to the RAG
-        service as is."""
+    def _group(self, model: str, path: str) -> tuple[str, Target | None]:
+        """The group serving ``model`` (and how, when it is not the group's own name);
+        ``rag/<collection>`` (chat only) goes to the RAG service as is."""
+        if model in self._plain:
+            return model, None
         rag = RAG_GROUP in self.registry.groups and path == CHAT
         if rag and model.startswith(RAG_PREFIX):
-            return RAG_GROUP
-        if model not in self.registry.groups or model in INTERNAL_GROUPS:
+            return RAG_GROUP, None
+        target = self.resolver.resolve(model)
+        if target is None:
             known = self.known_models()
             if rag:
                 known.append(f"{RAG_PREFIX}<collection>")
             raise unknown_model(model, known)
-        return model
+        return target.group, target
 
     async def _body(self, request: Request) -> dict[str, Any]:
         raw = await protocol.read_body(request.scope, request.receive, self.max_body_bytes)
         return protocol.parse_json(raw)
 
-    def _call(self, group: str, path: str, body: dict[str, Any]) -> Call:
+    def _call(
+        self,
+        group: str,
+        path: str,
+        body: dict[str, Any],
+        target: Target | None = None,
+        stream: bool = False,
+    ) -> Call:
         now = time.monotonic()
-        return Call(group, path, body, now, now + self.request_timeout, set())
+        return Call(group, path, body, now, now + self.request_timeout, set(), target, stream)
 
     async def _await_backend(self, watch: ClientWatch, pending: Awaitable[T]) -> T | None:
         """``pending``, or None if the client went away meanwhile (which dropped the
@@ -113,17 +137,17 @@ class GatewayService:
         self, request: Request, path: str, check: Callable[[dict[str, Any]], None]
     ) -> ASGIApp | Response:
         body = await self._body(request)
-        group = self._group(protocol.require_model(body), path)
+        group, target = self._group(protocol.require_model(body), path)
         stream = protocol.require_stream_flag(body)
         check(body)
-        call = self._call(group, path, body)
+        call = self._call(group, path, body, target, stream)
         watch = ClientWatch(request.receive)
         if not stream:
             answer = await self._await_backend(watch, self.forwarder.complete(call))
             watch.stop()
             if answer is None:
                 return Response(status_code=CLIENT_CLOSED)
-            self._count_usage(group, answer)
+            self._count_usage(call.label, answer)
             return relay_answer(answer)
         opened = await self._await_backend(watch, self.forwarder.open_stream(call))
         if opened is None:
@@ -131,15 +155,8 @@ class GatewayService:
         if isinstance(opened, Answer):
             watch.stop()
             return relay_answer(opened)
-        deployment, response = opened
         return StreamRelay(
-            self.forwarder,
-            self.metrics,
-            call,
-            deployment,
-            response,
-            self.stream_idle_timeout,
-            watch,
+            self.forwarder, self.metrics, call, opened, self.stream_idle_timeout, watch
         )
 
     def _count_usage(self, group: str, answer: Answer) -> None:
@@ -155,6 +172,7 @@ class GatewayService:
             self.metrics.tokens.labels(group, "prompt").inc(prompt)
         if completion:
             self.metrics.tokens.labels(group, "completion").inc(completion)
+        answer.deployment.add_tokens(prompt + completion)
 
     async def chat(self, request: Request) -> ASGIApp | Response:
         return await self._generate(request, CHAT, protocol.check_chat)
@@ -180,21 +198,25 @@ class GatewayService:
         return relay_answer(answer)
 
     def _backends(self, group: str) -> list[dict[str, object]]:
-        return [
-            {**d.backend.describe(), "model": d.model, "order": d.order}
-            for d in self.registry.groups[group]
-        ]
+        return [d.describe() for d in self.registry.groups[group]]
 
-    def models(self, *, admin: bool) -> Response:
-        """The model groups; admins also see every group's backends and their state."""
-        return json_response(
-            model_list(
-                model_card(group, self.created, backends=self._backends(group))
-                if admin
-                else model_card(group, self.created)
-                for group in self.known_models()
-            )
-        )
+    async def models(self, *, admin: bool, authorization: bytes | None) -> Response:
+        """The model groups and aliases, then the caller's fine-tuned models (from the job
+        service); admins also see every group's deployments and their state."""
+        cards = []
+        for name in self.known_models():
+            group = self.resolver.aliases.get(name, name)
+            if admin:
+                cards.append(model_card(name, self.created, backends=self._backends(group)))
+            else:
+                cards.append(model_card(name, self.created))
+        if self.finetuned is not None:
+            listed = {c["id"] for c in cards}
+            for card in await self.finetuned.cards(authorization):
+                if card["id"] not in listed:
+                    listed.add(card["id"])
+                    cards.append(card)
+        return json_response(model_list(cards))
 
     def ready(self, *, admin: bool) -> Response:
         """200 when every model group has a healthy backend in rotation, else 503.
@@ -204,9 +226,10 @@ class GatewayService:
         now = time.monotonic()
         groups = {
             group: "ok"
-            if any(d.backend.serving(now) for d in self.registry.groups[group])
+            if any(d.serving(now) for d in self.registry.groups[group])
             else "unavailable"
-            for group in self.known_models()
+            for group in self.registry.groups
+            if group not in INTERNAL_GROUPS
         }
         down = [group for group, status in groups.items() if status != "ok"]
         payload: dict[str, Any] = {"status": "unavailable" if down else "ok", "models": groups}

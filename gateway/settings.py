@@ -53,9 +53,17 @@ class GatewaySettings(ServiceSettings):
         512 * 1024 * 1024, gt=0, validation_alias=_env("GATEWAY_MAX_UPLOAD_BYTES")
     )
     open_paths: str = Field(
-        "/health,/health/ready,/metrics,/openapi.json",
+        "/health,/health/ready,/health/liveliness,/health/liveness,/health/readiness,"
+        "/metrics,/openapi.json",
         validation_alias=_env("GATEWAY_OPEN_PATHS"),
     )
+    # Config keys P2 does not honour and whose omission changes routing or security: warn
+    # instead of refusing to start.
+    lenient_config: bool = Field(False, validation_alias=_env("P2_LENIENT_CONFIG"))
+
+    # Several processes on one port; cooldowns shared through Redis (else per instance).
+    workers: int = Field(1, ge=1, le=64, validation_alias=_env("GATEWAY_WORKERS"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
 
     embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL"))
     rag_url: str | None = Field(None, validation_alias=_env("RAG_URL"))
@@ -64,7 +72,7 @@ class GatewaySettings(ServiceSettings):
         "lean", validation_alias=_env("GATEWAY_HTTP_METRICS")
     )
 
-    @field_validator("embedding_url", "rag_url", "jobs_url")
+    @field_validator("embedding_url", "rag_url", "jobs_url", "redis_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from gateway.backends import Deployment
+from gateway.backends import Deployment, rename
 from gateway.continuation import (
     CannotContinue,
     Progress,
@@ -27,9 +27,9 @@ from gateway.continuation import (
 )
 from gateway.disconnect import ClientWatch
 from gateway.failures import POLICY, Cooldown, upstream_kind
-from gateway.forwarding import Answer, Call, Forwarder
+from gateway.forwarding import Answer, Call, Forwarder, Opened
 from gateway.metrics import GatewayMetrics
-from gateway.upstream import DisconnectError, Response, UpstreamError
+from gateway.upstream import DisconnectError, Exchange, UpstreamError
 from p2.core.errors import APIError, error_body
 from p2.core.sse import DONE, DONE_MARK, sse, sse_error
 
@@ -70,16 +70,16 @@ class StreamRelay:
         forwarder: Forwarder,
         metrics: GatewayMetrics,
         call: Call,
-        deployment: Deployment,
-        response: Response,
+        opened: Opened,
         idle_timeout: float,
         watch: ClientWatch,
     ) -> None:
         self.forwarder = forwarder
         self.metrics = metrics
         self.call = call
-        self.deployment = deployment
-        self.response = response
+        self.deployment: Deployment = opened.deployment
+        self.response: Exchange = opened.response
+        self.renames = opened.renames
         self.idle_timeout = idle_timeout
         self.chat = call.path == "/chat/completions"
         self.client_gone = False
@@ -120,18 +120,20 @@ class StreamRelay:
                     self.response.abort()
                     break
                 rewrite = Rewriter(self._state, self.chat)
-        backend = self.deployment.backend
-        backend.succeed()
+        deployment = self.deployment
+        deployment.succeed()
         outcome = "cancelled" if self.client_gone and not self._done else "ok"
-        self.metrics.backend_requests.labels(backend.name, outcome).inc()
+        self.metrics.backend_requests.labels(deployment.name, outcome).inc()
         marker = b'"content":"' if self.chat else b'"text":"'
         tokens = sum(out.count(marker) for out in sent)
-        self.metrics.tokens.labels(self.call.group, "completion").inc(tokens)
+        self.metrics.tokens.labels(self.call.label, "completion").inc(tokens)
+        deployment.add_tokens(tokens)
 
     async def _pump(self, send: Send, sent: list[bytes], rewrite: Rewriter | None) -> None:
         """Forward the current backend's whole events until ``[DONE]``; raise if it breaks off."""
         buf = b""
-        async for chunk in self.response.iter_chunks(self.idle_timeout):
+        idle = self.deployment.stream_timeout or self.idle_timeout
+        async for chunk in self.response.iter_chunks(idle):
             buf += chunk
             cut = buf.rfind(b"\n\n")
             if cut < 0:
@@ -141,14 +143,14 @@ class StreamRelay:
                 raise UpstreamStreamError(out.decode("utf-8", "replace").strip()[:200])
             if DONE_MARK in out:
                 self._done = True
-            if self.deployment.renames:
-                out = self.deployment.rename(out)
+            if self.renames:
+                out = rename(out, self.renames)
             if rewrite is not None:
                 out = rewrite(out)
                 if not out:
                     continue
             if not sent:
-                self.metrics.ttft.labels(self.call.group).observe(
+                self.metrics.ttft.labels(self.call.label).observe(
                     time.monotonic() - self.call.started
                 )
             sent.append(out)
@@ -158,12 +160,12 @@ class StreamRelay:
 
     async def _continue(self, exc: UpstreamError, sent: list[bytes], send: Send) -> bool:
         """Switch to the next backend after ``exc``; False if the stream had to end instead."""
-        dead = self.deployment.backend
+        dead = self.deployment
         reason = upstream_kind(exc, midstream=True)
         policy = POLICY[reason]
-        if policy.eject:
-            dead.eject(f"stream broke off: {exc}")
-        if policy.cooldown is Cooldown.YES:
+        if policy.eject and dead.backend is not None:
+            dead.backend.eject(f"stream broke off: {exc}")
+        if policy.cooldown is Cooldown.YES or (policy.eject and dead.backend is None):
             dead.soft_fail(reason)
         self.metrics.backend_errors.labels(dead.name, reason).inc()
         self.metrics.backend_requests.labels(dead.name, "error").inc()
@@ -177,7 +179,16 @@ class StreamRelay:
         try:
             body = continuation_body(call.body, state, self.chat)
             result = await self.forwarder.open_stream(
-                Call(call.group, call.path, body, call.started, call.deadline, call.tried)
+                Call(
+                    call.group,
+                    call.path,
+                    body,
+                    call.started,
+                    call.deadline,
+                    call.tried,
+                    call.target,
+                    stream=True,
+                )
             )
         except CannotContinue as err:
             return await self._fail(
@@ -202,29 +213,33 @@ class StreamRelay:
             )
         if isinstance(result, Answer):
             return await self._fail(send, dead.name, reason, answer_error_event(result))
-        self.deployment, self.response = result
-        to = self.deployment.backend.name
+        self.deployment, self.response, self.renames = (
+            result.deployment,
+            result.response,
+            result.renames,
+        )
+        to = self.deployment.name
         log.warning(
             "failover for model %s mid-stream: %s -> %s (%s, %d chars sent)",
-            call.group,
+            call.label,
             dead.name,
             to,
             reason,
             len(state.text),
         )
         self.metrics.failovers.labels(dead.name, to, reason).inc()
-        self.metrics.continuations.labels(call.group, "continued").inc()
+        self.metrics.continuations.labels(call.label, "continued").inc()
         return True
 
     async def _fail(self, send: Send, dead: str, reason: str, event: bytes) -> bool:
         log.error(
             "stream of model %s broke off on %s (%s); no backend could continue",
-            self.call.group,
+            self.call.label,
             dead,
             reason,
         )
         self.metrics.failovers.labels(dead, "none", reason).inc()
-        self.metrics.continuations.labels(self.call.group, "failed").inc()
+        self.metrics.continuations.labels(self.call.label, "failed").inc()
         if not self.client_gone:
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": event + DONE, "more_body": True})

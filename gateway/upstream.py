@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -191,6 +192,24 @@ def _expire(waiter: asyncio.Future[bool]) -> None:
         waiter.set_result(False)
 
 
+class Exchange(Protocol):
+    """A backend's answer as the forwarding code uses it: an HTTP ``Response``, or a
+    native provider's answer re-framed by ``gateway.adapter``."""
+
+    status: int
+    on_release: Callable[[], None] | None
+
+    def header(self, name: bytes) -> bytes | None: ...
+
+    async def read(self, idle: float) -> bytes: ...
+
+    def iter_chunks(self, idle: float) -> AsyncIterator[bytes]: ...
+
+    def abort(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
 class Response:
     """A backend's response: status and headers now, body on demand."""
 
@@ -200,6 +219,7 @@ class Response:
         self.status = conn.status
         self.headers = conn.headers
         self._released = False
+        self.on_release: Callable[[], None] | None = None  # once, when the exchange ends
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -242,24 +262,48 @@ class Response:
             return
         self._released = True
         self._pool.put(self._conn)
+        if self.on_release is not None:
+            self.on_release()
 
 
 Marks = dict[_Connection, int]
 
 
-class Pool:
-    """Keep-alive connections to one backend (``base_url`` like ``http://host:port/v1``)."""
+def tls_context(verify: bool | str = True) -> ssl.SSLContext:
+    """Certificates checked against the system's CAs (or ``verify``, a CA bundle), or not at all."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
 
-    def __init__(self, base_url: str, *, connect_timeout: float = 2.0, max_idle: int = 512) -> None:
+
+class Pool:
+    """Keep-alive connections to one backend (``base_url`` like ``http://host:port/v1``, or
+    ``https://...``: TLS with ``tls``, by default the system's CAs)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float = 2.0,
+        max_idle: int = 512,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"only http:// backends are supported, not {base_url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"only http:// and https:// backends are supported, not {base_url!r}")
         self.host = parts.hostname
-        self.port = parts.port or 80
+        secure = parts.scheme == "https"
+        self.port = parts.port or (443 if secure else 80)
+        self.tls = (tls or tls_context()) if secure else None
         self.prefix = parts.path.rstrip("/")
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
-        self._host_header = f"{self.host}:{self.port}".encode()
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = self.port == (443 if secure else 80)
+        self._host_header = (host if default else f"{host}:{self.port}").encode()
         self._idle: collections.deque[_Connection] = collections.deque()
         self._busy: set[_Connection] = set()
 
@@ -268,10 +312,16 @@ class Pool:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, proto = await loop.create_connection(
-                    lambda: _Connection(loop), self.host, self.port
+                    lambda: _Connection(loop),
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.host if self.tls is not None else None,
                 )
         except TimeoutError as exc:
             raise ConnectError(f"connect to {self.host}:{self.port} timed out") from exc
+        except ssl.SSLError as exc:  # a certificate that does not verify, or no TLS at all
+            raise ConnectError(f"TLS with {self.host}:{self.port} failed: {exc}") from exc
         except OSError as exc:
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         return proto
@@ -381,8 +431,10 @@ class Pool:
             self._idle.pop().close()
 
 
-async def get(pool: Pool, path: str, limit: float) -> tuple[int, bytes]:
+async def get(pool: Pool, path: str, limit: float, headers: bytes = b"") -> tuple[int, bytes]:
     """A one-shot GET (health checks); the whole exchange is bounded by ``limit`` seconds."""
     async with asyncio.timeout(limit):
-        response = await pool.request(b"GET", path, b"", first_byte_timeout=limit)
+        response = await pool.request(
+            b"GET", path, b"", first_byte_timeout=limit, extra_headers=headers
+        )
         return response.status, await response.read(limit)

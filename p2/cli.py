@@ -77,6 +77,16 @@ def index(
     path: Annotated[Path, typer.Argument(help="A folder (or file) of .txt, .md, .html, .pdf.")],
     collection: Annotated[str, typer.Option(help="Collection to index into.")],
     url: Annotated[str, typer.Option(help="The RAG service.")] = "http://127.0.0.1:8002",
+    reindex: Annotated[
+        bool, typer.Option(help="Rebuild the collection: delete it, then index PATH in full.")
+    ] = False,
+    embedding_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Embedding model of a new or rebuilt collection (e.g. a fine-tuned "
+            "ft:embedding:...); default RAG_EMBEDDING_MODEL."
+        ),
+    ] = None,
 ) -> None:
     """Index a folder through the RAG service; an interrupted run resumes where it stopped."""
     from p2.core.settings import CoreSettings
@@ -84,7 +94,14 @@ def index(
     from rag.indexer_cli import index as run_index
 
     try:
-        report = run_index(path, collection, url, api_key=CoreSettings().api_key)
+        report = run_index(
+            path,
+            collection,
+            url,
+            api_key=CoreSettings().api_key,
+            reindex=reindex,
+            embedding_model=embedding_model,
+        )
     except IndexingFailed as exc:
         raise _fail(str(exc)) from exc
     typer.echo(
@@ -180,6 +197,18 @@ jobs_app = typer.Typer(
     help="Jobs on the job API (:8005): list, show, cancel.", no_args_is_help=True
 )
 app.add_typer(jobs_app, name="jobs")
+
+
+@app.command("check-config")
+def check_config(
+    path: Annotated[Path, typer.Argument(help="A LiteLLM-format config file.")],
+) -> None:
+    """What the gateway will do with a LiteLLM config, group by group (exit 1: refused keys)."""
+    from gateway.commands import check_config as check
+
+    raise typer.Exit(check(path))
+
+
 _JOBS_URL = "http://127.0.0.1:8005"
 JobsUrl = Annotated[str, typer.Option("--url", envvar="JOBS_URL", help="The job API.")]
 WaitFlag = Annotated[bool, typer.Option("--wait", help="Follow the job with a progress bar.")]

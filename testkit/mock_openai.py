@@ -19,6 +19,11 @@ The mode can be changed at run time with ``POST /_mock/config`` (JSON with any
 of ``mode``, ``latency``, ``chunks``, ``chunk_delay``, ``die_after``) and the
 request counts read with ``GET /_mock/stats``. Run it with
 ``python -m testkit.mock_openai --port 9001 [--latency 0.05] [--model chat]``.
+
+``flavour`` makes it another provider (``testkit.mock_providers``): ``cloud``
+(no ``/health``), ``azure``, ``ollama`` or ``anthropic``; ``key`` makes it
+refuse requests without that API key (401); ``--tls-cert``/``--tls-key`` (or
+``ThreadedMock(tls=...)``) serve it over HTTPS.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ssl
 import sys
 import threading
 import time
@@ -35,6 +41,8 @@ from typing import Any, cast
 
 import httptools
 import orjson
+
+from testkit import mock_providers as providers
 
 MODES = (
     "ok",
@@ -57,7 +65,11 @@ class MockConfig:
     chunk_delay: float = 0.0
     die_after: int = 3
     model: str | None = None  # when set, other model names get a 404 (like inference)
+    flavour: str = "openai"  # or a provider of testkit.mock_providers.FLAVOURS
+    key: str | None = None  # when set, requests without it get 401
     counts: Counter[str] = field(default_factory=Counter)
+    headers: dict[bytes, bytes] = field(default_factory=dict)  # of the last request
+    models: list[str] = field(default_factory=list)  # the model names asked for, in order
 
     def update(self, values: dict[str, Any]) -> None:
         for key in ("mode", "latency", "chunks", "chunk_delay", "die_after"):
@@ -74,10 +86,12 @@ def _error(status: int, message: str, kind: str) -> bytes:
 _REASONS = {
     200: b"OK",
     400: b"Bad Request",
+    401: b"Unauthorized",
     404: b"Not Found",
     429: b"Too Many Requests",
     500: b"Internal Server Error",
     503: b"Service Unavailable",
+    529: b"Overloaded",
 }
 
 
@@ -109,6 +123,7 @@ class _Handler(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.url = b""
         self.body: list[bytes] = []
+        self.headers: dict[bytes, bytes] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -127,9 +142,13 @@ class _Handler(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.body = []
+        self.headers = {}
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.lower()] = value
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -138,7 +157,7 @@ class _Handler(asyncio.Protocol):
         method = self.parser.get_method()
         path = self.url.split(b"?", 1)[0]
         body = b"".join(self.body)
-        task = asyncio.ensure_future(self._handle(method, path, body))
+        task = asyncio.ensure_future(self._handle(method, path, body, self.headers))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -150,7 +169,9 @@ class _Handler(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
-    async def _handle(self, method: bytes, path: bytes, raw: bytes) -> None:
+    async def _handle(
+        self, method: bytes, path: bytes, raw: bytes, headers: dict[bytes, bytes]
+    ) -> None:
         cfg = self.config
         mode = cfg.mode
         if path.startswith(b"/_mock/"):
@@ -160,6 +181,34 @@ class _Handler(asyncio.Protocol):
             return
         if mode == "reset":
             self._close()
+            return
+        flavour = cfg.flavour
+        deployment = None
+        if flavour == "azure":
+            path, deployment = providers.split_azure(path)
+        if flavour != "openai" and path == b"/health":
+            self._write(_response(404, _error(404, "no such endpoint", "not_found_error")))
+            return
+        if flavour == "ollama" and path in (b"/", b"/api/tags", b"/api/version"):
+            cfg.counts[path.decode()] += 1
+            answer = {
+                b"/": b"Ollama is running",
+                b"/api/tags": providers.ollama_tags(cfg.model or "mock"),
+                b"/api/version": b'{"version":"0.5.0"}',
+            }[path]
+            self._write(_response(200, answer))
+            return
+        if cfg.key is not None and providers.key_of(headers, flavour) != cfg.key:
+            cfg.counts["401"] += 1
+            error = (
+                providers.anthropic_error(401, "invalid x-api-key")
+                if flavour == "anthropic"
+                else _error(401, "Incorrect API key provided.", "invalid_request_error")
+            )
+            self._write(_response(401, error))
+            return
+        if flavour == "anthropic":
+            await self._anthropic(path, raw, headers)
             return
         if path == b"/health":
             if mode == "loading":
@@ -174,6 +223,7 @@ class _Handler(asyncio.Protocol):
                 self._write(_response(200, b'{"status":"ok"}'))
             return
         cfg.counts[path.decode()] += 1
+        cfg.headers = headers
         if path == b"/v1/models":
             self._write(
                 _response(
@@ -194,7 +244,14 @@ class _Handler(asyncio.Protocol):
             extra = b"retry-after: 1\r\n" if status != 500 else b""
             self._write(_response(status, _error(status, f"mock {mode}", "api_error"), extra))
             return
-        model = str(body.get("model") or "")
+        model = deployment or str(body.get("model") or "")
+        cfg.models.append(model)
+        if flavour == "ollama" and path == b"/api/chat":
+            text = "".join(
+                self._tokens({**body, "max_tokens": body.get("options", {}).get("num_predict")})
+            )
+            self._write(_response(200, providers.ollama_chat(model, text)))
+            return
         if cfg.model is not None and model != cfg.model and path != b"/v1/embeddings":
             self._write(
                 _response(404, _error(404, f"model {model!r} not served", "not_found_error"))
@@ -349,6 +406,46 @@ class _Handler(asyncio.Protocol):
         )
         self._write(event(final) + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
 
+    async def _anthropic(self, path: bytes, raw: bytes, headers: dict[bytes, bytes]) -> None:
+        """Anthropic's native Messages API."""
+        cfg = self.config
+        cfg.counts[path.decode()] += 1
+        cfg.headers = headers
+        if path != b"/v1/messages":
+            self._write(_response(404, providers.anthropic_error(404, "not found")))
+            return
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self._write(_response(400, providers.anthropic_error(400, "invalid JSON")))
+            return
+        model = str(body.get("model") or "")
+        cfg.models.append(model)
+        status = {"error500": 500, "error429": 429, "error503": 529, "loading": 529}.get(cfg.mode)
+        if status is not None:
+            self._write(_response(status, providers.anthropic_error(status, f"mock {cfg.mode}")))
+            return
+        tokens = self._tokens(providers.anthropic_prompt(body))
+        await self._sleep(cfg.latency)
+        if not body.get("stream"):
+            if cfg.mode == "die_midstream":
+                self._close()
+                return
+            self._write(_response(200, providers.anthropic_message(model, tokens)))
+            return
+        self._write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        self._write(_chunk(providers.anthropic_start(model)))
+        for i, token in enumerate(tokens):
+            if cfg.mode == "die_midstream" and i >= cfg.die_after:
+                self._close()
+                return
+            self._write(_chunk(providers.anthropic_delta(token)))
+            await self._sleep(cfg.chunk_delay)
+        self._write(_chunk(providers.anthropic_end(len(tokens))) + b"0\r\n\r\n")
+
     def _control(self, method: bytes, path: bytes, raw: bytes) -> None:
         if path == b"/_mock/config" and method == b"POST":
             try:
@@ -376,9 +473,11 @@ class MockServer:
         self._handlers.add(handler)
         return handler
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> int:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._factory, host, port, backlog=1024)
+        self._server = await loop.create_server(self._factory, host, port, backlog=1024, ssl=tls)
         return int(self._server.sockets[0].getsockname()[1])
 
     def drop_connections(self) -> None:
@@ -398,22 +497,29 @@ class MockServer:
 class ThreadedMock:
     """A ``MockServer`` on its own event loop in a thread (tests: no subprocess start-up)."""
 
-    def __init__(self, config: MockConfig | None = None, port: int = 0) -> None:
+    def __init__(
+        self, config: MockConfig | None = None, port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.server = MockServer(config)
         self.config = self.server.config
         self._port = port
+        self._tls = tls
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.port = 0
 
     @property
+    def root(self) -> str:
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.root}/v1"
 
     def start(self) -> ThreadedMock:
         self._thread.start()
         self.port = asyncio.run_coroutine_threadsafe(
-            self.server.start(port=self._port), self._loop
+            self.server.start(port=self._port, tls=self._tls), self._loop
         ).result(5)
         return self
 
@@ -422,7 +528,9 @@ class ThreadedMock:
         asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(5)
 
     def restart(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.start(port=self.port), self._loop).result(5)
+        asyncio.run_coroutine_threadsafe(
+            self.server.start(port=self.port, tls=self._tls), self._loop
+        ).result(5)
 
     def close(self) -> None:
         with contextlib.suppress(RuntimeError, TimeoutError):
@@ -445,6 +553,10 @@ def main() -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0)
     parser.add_argument("--mode", choices=MODES, default="ok")
     parser.add_argument("--model", default=None)
+    parser.add_argument("--flavour", choices=providers.FLAVOURS, default="openai")
+    parser.add_argument("--key", default=None)
+    parser.add_argument("--tls-cert", default=None)
+    parser.add_argument("--tls-key", default=None)
     args = parser.parse_args()
     config = MockConfig(
         mode=args.mode,
@@ -452,11 +564,17 @@ def main() -> None:
         chunks=args.chunks,
         chunk_delay=args.chunk_delay,
         model=args.model,
+        flavour=args.flavour,
+        key=args.key,
     )
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
 
     async def run() -> None:
         server = MockServer(config)
-        await server.start(args.host, args.port)
+        await server.start(args.host, args.port, tls)
         await asyncio.Event().wait()
 
     try:

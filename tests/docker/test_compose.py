@@ -47,6 +47,7 @@ SECRETS = {
     "P2_ADMIN_KEY": "a-test",
     "P2_SERVICE_KEY": "s-test",
     "FLOWER_PASSWORD": "f-test",
+    "GRAFANA_ADMIN_PASSWORD": "g-test",
     "POSTGRES_PASSWORD": "pg-test",
     "REDIS_PASSWORD": "r-test",
 }

@@ -98,3 +98,17 @@ def test_rewriter_makes_continuation_look_like_the_original_stream() -> None:
 def test_finished_stream_is_recognised() -> None:
     state = progress([*SENT, chat_chunk({}, finish="length")], chat=True)
     assert state.finished
+
+
+@pytest.mark.parametrize(
+    ("delta", "what"),
+    [
+        ({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f"}}]}, "tool calls"),
+        ({"function_call": {"name": "f", "arguments": "{"}}, "a function call"),
+        ({"reasoning_content": "thinking"}, "reasoning"),
+    ],
+)
+def test_streams_past_text_cannot_be_continued(delta: dict[str, object], what: str) -> None:
+    state = progress([*SENT, chat_chunk(delta)], chat=True)
+    with pytest.raises(CannotContinue, match=what):
+        continuation_body({"messages": []}, state, chat=True)

@@ -53,6 +53,7 @@ async def test_refused_and_hung_backends_raise_typed_errors() -> None:
         await server.stop()
 
 
-def test_only_http_backends() -> None:
-    with pytest.raises(ValueError, match="http://"):
-        Pool("https://example.invalid/v1")
+def test_only_http_and_https_backends() -> None:
+    with pytest.raises(ValueError, match="https://"):
+        Pool("ftp://example.invalid/v1")
+    assert Pool("https://example.invalid/v1").port == 443
