@@ -19,14 +19,29 @@ app = typer.Typer(
 @app.command("inference")
 def bench_inference(
     concurrency: Annotated[int, typer.Option(help="Concurrent streams per engine.")] = 1,
-    rounds: Annotated[int, typer.Option(help="Interleaved rounds of each side.")] = 6,
+    rounds: Annotated[int, typer.Option(help="Interleaved single-stream rounds.")] = 6,
     max_tokens: Annotated[int, typer.Option(help="Tokens generated per request.")] = 128,
-    model: Annotated[Path | None, typer.Option(help="GGUF (default: Gemma 3 270M).")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="GGUF (default: the chat default, SmolLM2-135M).")
+    ] = None,
 ) -> None:
-    """Server vs. llama_cpp.Llama directly: tokens/s and time to first token."""
+    """P2's engines vs. llama.cpp driven directly: tokens/s and time to first token."""
     from benchmarks.inference import run
 
     run(concurrency=concurrency, rounds=rounds, max_tokens=max_tokens, model=model)
+
+
+@app.command("structured")
+def bench_structured(
+    prompts: Annotated[int, typer.Option(help="JSON-schema prompts per model.")] = 24,
+    tool_prompts: Annotated[int, typer.Option(help="Tool-call prompts per model.")] = 24,
+    models: Annotated[str, typer.Option(help="Comma-separated roles to measure.")] = "chat,code",
+) -> None:
+    """Structured output and tool calls through the gateway on the default models."""
+    from benchmarks.structured import run
+
+    roles = tuple(role.strip() for role in models.split(",") if role.strip())
+    run(prompts=prompts, tool_prompts=tool_prompts, roles=roles)
 
 
 @app.command("gateway")
@@ -50,6 +65,18 @@ def bench_failover(
     from benchmarks.failover import run
 
     run(phase_seconds=phase_seconds, concurrency=concurrency)
+
+
+@app.command("routing")
+def bench_routing(
+    requests: Annotated[int, typer.Option(help="Requests for the weighted share.")] = 2000,
+    latency_requests: Annotated[int, typer.Option(help="Requests per strategy for p99.")] = 1500,
+    fallbacks: Annotated[int, typer.Option(help="Context-window fallback requests.")] = 40,
+) -> None:
+    """Weighted shuffle share, least-busy vs shuffle p99, and a context-window fallback."""
+    from benchmarks.routing import run
+
+    run(requests=requests, latency_requests=latency_requests, fallbacks=fallbacks)
 
 
 @app.command("embedding")
@@ -110,3 +137,51 @@ def bench_fuzz(
     from benchmarks.fuzz import run
 
     run(max_examples=max_examples, seed=seed)
+
+
+@app.command("chaos")
+def bench_chaos(
+    baseline: Annotated[
+        float, typer.Option(help="Seconds of load before the first fault and after the last.")
+    ] = 10.0,
+    settle: Annotated[
+        float, typer.Option(help="Seconds of load after a service is back, before the next.")
+    ] = 3.0,
+    services: Annotated[
+        str, typer.Option(help="Services to fault, comma-separated, in this order.")
+    ] = "inference-chat,inference-code,embedding,rag,gateway",
+    faults: Annotated[str, typer.Option(help="Faults per service, in this order.")] = (
+        "kill,hang,restart"
+    ),
+) -> None:
+    """A keyed stack under mixed load while each service is killed, hung and restarted."""
+    from benchmarks.chaos import run
+
+    run(
+        baseline=baseline,
+        settle=settle,
+        services=[s.strip() for s in services.split(",") if s.strip()],
+        faults=[f.strip() for f in faults.split(",") if f.strip()],
+    )
+
+
+@app.command("finetune")
+def bench_finetune(
+    chat_train: Annotated[int, typer.Option(help="Classify examples to train on.")] = 320,
+    chat_heldout: Annotated[int, typer.Option(help="Held-out examples (validation).")] = 80,
+    chat_epochs: Annotated[int, typer.Option(help="Epochs of the chat (LoRA) job.")] = 2,
+    pair_epochs: Annotated[int, typer.Option(help="Epochs of the embedding job.")] = 2,
+    direct_steps: Annotated[int, typer.Option(help="Bare-loop steps (the reference).")] = 12,
+    serve: Annotated[bool, typer.Option(help="Serve the result through the gateway.")] = True,
+) -> None:
+    """Fine-tuning on this machine's Debian package data: held-out gains, cost, serving."""
+    from benchmarks.finetune import run
+
+    run(
+        chat_train=chat_train,
+        chat_heldout=chat_heldout,
+        chat_epochs=chat_epochs,
+        pair_epochs=pair_epochs,
+        direct_steps_count=direct_steps,
+        serve=serve,
+    )

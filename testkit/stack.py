@@ -51,7 +51,9 @@ class Stack:
 @contextlib.contextmanager
 def running_stack(home: Path, **extra: str) -> Iterator[Stack]:
     """The stack, healthy inside the block and stopped after it."""
-    model = write_tiny_gguf(home / "tiny.gguf")
+    # Its byte-level tokens make RAG prompts thousands of tokens long: a training context
+    # above CTX_SIZE (4096) gives both engines (llama-server caps slots at it) the same room.
+    model = write_tiny_gguf(home / "tiny.gguf", context_length=8192)
     env = {
         **os.environ,
         "P2_HOME": str(home),
