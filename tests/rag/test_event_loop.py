@@ -59,4 +59,9 @@ def test_health_answers_while_a_large_document_is_indexed(
     assert json_doc.status_code == 200, json_doc.text
     assert json_doc.json()["documents"][0]["chunks"] > 4000
     assert len(latencies) > 20
-    assert max(latencies) < 0.5, sorted(latencies)[-5:]
+    # Work done on the event loop would stall every probe for seconds. Here the server, the
+    # mock embedder and the clients share one interpreter's GIL, so a single answer may lag
+    # behind a busy thread: the bound is well under the tightest probe timeout P2 ships (the
+    # chaos benchmark's 1 s is for the stack, compose uses 10 s), and most answers are fast.
+    assert max(latencies) < 2.0, sorted(latencies)[-5:]
+    assert sorted(latencies)[len(latencies) // 2] < 0.05, sorted(latencies)[-5:]
