@@ -18,27 +18,18 @@ from pathlib import Path
 
 from inference.engines.base import Adapter
 from p2.core.errors import NotFound
+from p2.core.finetuned import FineTunedName, parse_finetuned
 
-PREFIX = "ft"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # a file name, never a path
 
-
-@dataclass(frozen=True)
-class AdapterName:
-    base: str
-    suffix: str
-    id: str
-
-    def __str__(self) -> str:
-        return f"{PREFIX}:{self.base}:{self.suffix}:{self.id}"
+AdapterName = FineTunedName
 
 
 def parse(name: str) -> AdapterName | None:
-    """``ft:<base>:<suffix>:<id>`` parsed, or None when ``name`` is no adapter name."""
-    parts = name.split(":")
-    if len(parts) != 4 or parts[0] != PREFIX or not parts[1] or not _ID.match(parts[3]):
-        return None
-    return AdapterName(parts[1], parts[2], parts[3])
+    """``ft:<base>:<suffix>:<id>`` parsed, or None when ``name`` is no adapter name (or its
+    id could not name a file in the adapter directory)."""
+    parsed = parse_finetuned(name)
+    return parsed if parsed is not None and _ID.match(parsed.id) else None
 
 
 @dataclass(frozen=True)

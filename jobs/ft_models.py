@@ -51,7 +51,7 @@ class FineTunedModels:
         parts = parse(name)
         if parts is None:
             return None
-        job = self.store.get(parts.job_id)
+        job = self.store.get(parts.id)
         if (
             job is None
             or job.task != TASK
