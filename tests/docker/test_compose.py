@@ -207,7 +207,8 @@ def test_docker_compose_renders_the_stack_from_env_example(tmp_path: Path) -> No
         assert command[command.index("--api-key") + 1] == "s-test", name
     assert "RAG_GATEWAY_API_KEY" not in rendered["rag"]["environment"]
     assert rendered["rag"]["environment"]["QDRANT_URL"] == "http://qdrant:6333"
-    assert "/models/gemma-3-270m-q4_k_m.gguf" in rendered["inference-chat"]["command"]
+    assert "/models/SmolLM2-135M-Instruct.Q4_1.gguf" in rendered["inference-chat"]["command"]
+    assert "/models/gemma-3-270m-q4_k_m.gguf" in rendered["inference-code"]["command"]
     for name, port in PORTS.items():
         assert f"127.0.0.1:{port}:{port}/tcp" in rendered[name]["ports"], name
     assert healthy_deps(rendered["gateway"]) == {*MODEL_SERVERS, "jobs"}

