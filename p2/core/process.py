@@ -11,6 +11,7 @@ import ctypes
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -131,11 +132,13 @@ def wait_healthy(
     timeout: float,
     proc: subprocess.Popen[bytes] | None = None,
     interval: float = 0.1,
+    verify: ssl.SSLContext | bool = True,
 ) -> None:
-    """Poll ``url`` until it answers 200; fail early if ``proc`` exits."""
+    """Poll ``url`` until it answers 200; fail early if ``proc`` exits. ``verify``: how an
+    ``https`` URL's certificate is checked (a context with a private CA, say)."""
     deadline = time.monotonic() + timeout
     last = "no answer"
-    with httpx.Client(timeout=2.0) as client:
+    with httpx.Client(timeout=2.0, verify=verify) as client:
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
                 raise ProcessError(
