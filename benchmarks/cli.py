@@ -49,22 +49,37 @@ def bench_gateway(
     duration: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0,
     rounds: Annotated[int, typer.Option(help="Interleaved rounds.")] = 1,
     litellm: Annotated[bool, typer.Option(help="Measure LiteLLM's proxy as the reference.")] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="GATEWAY_WORKERS of the gateway under test; above 1, one worker is measured "
+            "too, as the ceiling's reference.",
+        ),
+    ] = 1,
 ) -> None:
     """Gateway overhead and throughput against a mock backend, direct and via LiteLLM's proxy."""
     from benchmarks.gateway import run
 
-    run(duration=duration, rounds=rounds, litellm=litellm)
+    run(duration=duration, rounds=rounds, litellm=litellm, workers=workers)
 
 
 @app.command("failover")
 def bench_failover(
     phase_seconds: Annotated[float, typer.Option(help="Seconds per outage phase.")] = 4.0,
     concurrency: Annotated[int, typer.Option(help="Concurrent clients.")] = 16,
+    variants: Annotated[
+        str, typer.Option(help="Backends to run it with, in this order: http, https, passive.")
+    ] = "http,https,passive",
 ) -> None:
-    """Steady load while the primary is killed, hung and cut mid-stream."""
-    from benchmarks.failover import run
+    """Steady load while the primary is killed, hung and cut mid-stream (per variant)."""
+    from benchmarks.failover import parse_variants, run
 
-    run(phase_seconds=phase_seconds, concurrency=concurrency)
+    try:
+        chosen = parse_variants(variants)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--variants") from None
+    run(phase_seconds=phase_seconds, concurrency=concurrency, variants=chosen)
 
 
 @app.command("routing")

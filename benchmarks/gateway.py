@@ -18,6 +18,7 @@ throughput numbers are for the whole machine, CPU/request is the target's own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -68,9 +69,8 @@ class RunResult:
         }
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User+system CPU of every live process in process group ``pgid``."""
-    total = 0
+def _group_stats(pgid: int) -> Iterator[tuple[int, list[str]]]:
+    """``(pid, stat fields after the command name)`` of every live process in group ``pgid``."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -80,8 +80,24 @@ def group_cpu_seconds(pgid: int) -> float:
             continue
         fields = raw[raw.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid:  # fields[0] is state; [2] is pgrp
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
+            yield int(entry), fields
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User+system CPU of every live process in process group ``pgid``."""
+    return sum(int(f[11]) + int(f[12]) for _, f in _group_stats(pgid)) / TICKS
+
+
+def pin_group(pgid: int, cpus: set[int]) -> None:
+    """Run every thread of every process in group ``pgid`` on ``cpus`` only."""
+    for pid, _ in _group_stats(pgid):
+        try:
+            threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in threads:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, cpus)
 
 
 async def _one(
@@ -223,14 +239,18 @@ def _write_config(path: Path, mock_ports: dict[float, int]) -> None:
 
 
 def litellm_executable() -> str:
-    """``P2_LITELLM_BIN``, else ``litellm`` on PATH or next to this Python.
+    """``P2_LITELLM_BIN``, else the repository's ``.venv-litellm``, else ``litellm`` on PATH
+    or next to this Python.
 
-    LiteLLM 1.106.2 pins ``openai<3``, so it usually lives in a venv of its own.
+    LiteLLM 1.106.2 pins ``openai<3``, so its proxy lives in a venv of its own (what
+    ``make bench-deps`` installs); the ``litellm`` in P2's dev venv is the adapters' extra,
+    without the proxy's dependencies, so it comes last.
     """
-    exe = os.environ.get("P2_LITELLM_BIN") or shutil.which("litellm")
-    repo_venv = Path(__file__).resolve().parents[2] / ".venv-litellm" / "bin" / "litellm"
+    exe = os.environ.get("P2_LITELLM_BIN")
+    repo_venv = Path(__file__).resolve().parents[1] / ".venv-litellm" / "bin" / "litellm"
     if exe is None and repo_venv.exists():
-        exe = str(repo_venv)  # what `make bench-deps` installs
+        exe = str(repo_venv)
+    exe = exe or shutil.which("litellm")
     if exe is None:
         exe = str(Path(sys.executable).with_name("litellm"))
     if not Path(exe).exists():
@@ -241,8 +261,31 @@ def litellm_executable() -> str:
     return exe
 
 
+def _gateway(
+    stack: ExitStack, work: Path, config: Path, workers: int, names: dict[float, str], label: str
+) -> Target:
+    """P2's gateway on ``config`` with ``GATEWAY_WORKERS=workers``, healthy, as a target."""
+    port = free_port()
+    proc = stack.enter_context(
+        running(
+            [sys.executable, "-m", "gateway", "--config", str(config), "--port", str(port)],
+            health_url=f"http://127.0.0.1:{port}/health/ready",
+            timeout=60,
+            env={
+                "P2_API_KEYS": KEY,
+                "P2_LOG_LEVEL": "warning",
+                "GATEWAY_WORKERS": str(workers),
+            },
+            log_path=work / f"{label}.log",
+        )
+    )
+    return Target(label, f"http://127.0.0.1:{port}/v1", proc.pid, names)
+
+
 @contextmanager
-def _processes(work: Path, with_litellm: bool) -> Iterator[dict[str, Target]]:
+def _processes(work: Path, with_litellm: bool, workers: int = 1) -> Iterator[dict[str, Target]]:
+    """The mocks, P2 with ``workers`` workers as ``p2`` (and with one as ``p2-1w`` when
+    ``workers`` > 1, the ceiling's reference) and LiteLLM's proxy, all healthy."""
     with ExitStack() as stack:
         mock_ports: dict[float, int] = {}
         targets: dict[str, Target] = {}
@@ -263,17 +306,9 @@ def _processes(work: Path, with_litellm: bool) -> Iterator[dict[str, Target]]:
         config = work / "bench.yaml"
         _write_config(config, mock_ports)
         names = {lat: f"m{int(lat * 1000)}" for lat in mock_ports}
-        p2_port = free_port()
-        gw = stack.enter_context(
-            running(
-                [sys.executable, "-m", "gateway", "--config", str(config), "--port", str(p2_port)],
-                health_url=f"http://127.0.0.1:{p2_port}/health/ready",
-                timeout=60,
-                env={"P2_API_KEYS": KEY, "P2_LOG_LEVEL": "warning"},
-                log_path=work / "p2.log",
-            )
-        )
-        targets["p2"] = Target("p2", f"http://127.0.0.1:{p2_port}/v1", gw.pid, names)
+        targets["p2"] = _gateway(stack, work, config, workers, names, "p2")
+        if workers > 1:
+            targets["p2-1w"] = _gateway(stack, work, config, 1, names, "p2-1w")
         if with_litellm:
             lp = free_port()
             proxy = stack.enter_context(
@@ -385,6 +420,69 @@ async def _scenario(
     }
 
 
+CEILING_CONCURRENCY = 128
+
+
+async def _ceiling(
+    targets: dict[str, Target], workers: int, duration: float, rounds: int
+) -> dict[str, Any]:
+    """Saturated req/s at 0 ms, non-streamed, with the load generator alone on one CPU.
+
+    The mock and the gateways run on the other CPUs, so the load generator's own
+    work does not lower the gateway's ceiling; with ``workers`` > 1 the one-worker
+    gateway is measured in the same run, interleaved, as the reference.
+    """
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        return {"skipped": "the ceiling needs 2 CPUs: one for the load generator"}
+    load_cpu = min(cpus)
+    rest = cpus - {load_cpu}
+    keys = ["direct-m0", *(["p2-1w"] if "p2-1w" in targets else []), "p2"]
+    for key in keys:
+        pin_group(targets[key].pgid, rest)
+    os.sched_setaffinity(0, {load_cpu})  # this thread runs the event loop: the load generator
+    runs: dict[str, RunResult] = {}
+    try:
+        for _ in range(rounds):
+            for key in keys:
+                run = await _measure(targets, key, 0.0, False, CEILING_CONCURRENCY, duration)
+                _merge(runs, key, run)
+    finally:
+        os.sched_setaffinity(0, cpus)
+        for key in keys:
+            pin_group(targets[key].pgid, cpus)
+    results = {key: run.summary() for key, run in runs.items()}
+    one = results.get("p2-1w", results["p2"])
+    return {
+        "workers": workers,
+        "concurrency": CEILING_CONCURRENCY,
+        "load_generator_cpu": load_cpu,
+        "target_cpus": sorted(rest),
+        "results": results,
+        "workers_over_one": rounded(results["p2"]["rps"] / one["rps"], 2) if one["rps"] else None,
+    }
+
+
+def ceiling_line(ceiling: dict[str, Any]) -> str:
+    """The ceiling's line: N workers against one, and what the mock alone allows."""
+    if "skipped" in ceiling:
+        return f"gateway: ceiling not measured ({ceiling['skipped']})"
+    res, workers = ceiling["results"], ceiling["workers"]
+    one = res.get("p2-1w", res["p2"])["rps"]
+    where = (
+        f"load generator alone on cpu {ceiling['load_generator_cpu']}, gateway and mock on "
+        f"cpus {','.join(str(c) for c in ceiling['target_cpus'])}"
+    )
+    direct = f"direct mock {res['direct-m0']['rps']:,.0f} req/s"
+    if workers == 1:
+        return f"gateway: ceiling 1 worker = {one:,.0f} req/s ({direct}; {where})"
+    return (
+        f"gateway: ceiling {workers} workers / 1 = {ceiling['workers_over_one']:.2f} "
+        f"({workers} workers {res['p2']['rps']:,.0f} req/s, 1 worker {one:,.0f} req/s, "
+        f"{direct}; {where})"
+    )
+
+
 def _geomean(values: Sequence[float]) -> float:
     values = [v for v in values if v > 0]
     return math.exp(statistics.fmean(math.log(v) for v in values)) if values else math.nan
@@ -396,8 +494,10 @@ def run(
     rounds: int = 1,
     concurrency: Sequence[int] = (32, 128),
     litellm: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Run every scenario and print JSON then the summary line; returns the report."""
+    """Run every scenario and the ceiling; print JSON, then the summary lines; returns the
+    report. ``workers`` is the ``GATEWAY_WORKERS`` of the gateway under test."""
     import uvloop
 
     if litellm:
@@ -405,7 +505,7 @@ def run(
     report: dict[str, Any] = {"scenarios": []}
     with (
         tempfile.TemporaryDirectory(prefix="p2-bench-gw-") as tmp,
-        _processes(Path(tmp), litellm) as targets,
+        _processes(Path(tmp), litellm, workers) as targets,
     ):
 
         async def all_scenarios() -> None:
@@ -422,6 +522,7 @@ def run(
                             }
                         )
                         print(json.dumps(report["scenarios"][-1]), file=sys.stderr, flush=True)
+            report["ceiling"] = await _ceiling(targets, workers, duration, rounds)
 
         uvloop.run(all_scenarios())
     report["summary"] = summarize(report["scenarios"])
@@ -430,6 +531,7 @@ def run(
     ttft = s["stream_ttft_overhead_p50_ms_max"]
     if ttft is not None:
         print(f"gateway: streaming ttft overhead p50 (paced, worst scenario) = {ttft:.1f} ms")
+    print(ceiling_line(report["ceiling"]))
     print(
         f"gateway: throughput p2/litellm-proxy = {s['throughput_ratio']:.1f}, "
         f"p2 overhead p50 = {s['p2_overhead_p50_ms']:.1f} ms, "
@@ -481,4 +583,5 @@ if __name__ == "__main__":
     run(
         litellm="--no-litellm" not in sys.argv,
         duration=float(os.environ.get("BENCH_DURATION", "3")),
+        workers=int(os.environ.get("GATEWAY_WORKERS", "1")),
     )

@@ -1,6 +1,6 @@
 """``GATEWAY_WORKERS=N``: N gateway processes behind one port.
 
-One process is a little over 6k requests/s on a core; more cores need more
+One process serves 5-6k requests/s on a core; more cores need more
 processes. The supervisor binds the port once and starts N workers
 (``python -m gateway`` with the listening socket inherited), which accept on
 it in turn. It restarts a worker that dies (unless it fails at start, which
