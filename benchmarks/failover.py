@@ -217,9 +217,7 @@ class Mock:
         self.port = free_port()
         self.root = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         # httpx checks the mock's certificate against the variant's CA, like the gateway
-        self.verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(tls.ca)) if tls else True
-        )
+        self.verify: ssl.SSLContext | bool = tls.client_context() if tls else True
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> subprocess.Popen[bytes]:

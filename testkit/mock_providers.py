@@ -166,6 +166,10 @@ class TlsFiles:
         context.load_cert_chain(self.cert, self.key)
         return context
 
+    def client_context(self) -> ssl.SSLContext:
+        """What a client needs to trust the server: verification against this CA only."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
 
 def tls_files(directory: Path, days: int = 2) -> TlsFiles:
     """Write a CA and a server certificate signed by it into ``directory``."""

@@ -96,16 +96,13 @@ def test_a_child_dies_with_its_parent_even_after_kill_9(tmp_path: Path) -> None:
 
 def test_wait_healthy_checks_https_against_the_ca_it_is_given(tmp_path: Path) -> None:
     """A server with a private CA is healthy to a caller holding that CA, and only to it."""
-    import ssl
-
     from testkit.mock_openai import MockConfig, ThreadedMock
     from testkit.mock_providers import tls_files
 
     files = tls_files(tmp_path)
     mock = ThreadedMock(MockConfig(), tls=files.server_context()).start()
     try:
-        ca = ssl.create_default_context(cafile=str(files.ca))
-        wait_healthy(f"{mock.root}/health", timeout=5, verify=ca)
+        wait_healthy(f"{mock.root}/health", timeout=5, verify=files.client_context())
         with pytest.raises(ProcessError, match="ConnectError"):
             wait_healthy(f"{mock.root}/health", timeout=0.5)
     finally:
